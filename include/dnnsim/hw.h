@@ -1,0 +1,199 @@
+/*
+ * dnnsim hw: hardware profiles (one device), links and clusters, and the
+ * per-operation time model every prediction uses.
+ *
+ * The time of one kernel is a roofline with efficiencies (docs/models.md,
+ * "Per-layer time"):
+ *
+ *   t = launch_overhead_s
+ *     + max( (flops + half_flops[c]) / (peak_flops[dtype] * eff_compute[c]),
+ *            bytes / (mem_bandwidth_Bps * eff_memory[c]) )
+ *
+ * for operation class c (model.h). half_flops is Hockney's n_1/2: the work
+ * at which a kernel reaches half its asymptotic rate, the small-size
+ * correction calibration fits. Every constant lives in a profile INI file
+ * (scenarios/profiles/), never in a .c file. A profile may also carry a
+ * table of measured kernel times that takes precedence over the model.
+ *
+ * Profiles are opaque; their scalar parameters are a plain struct.
+ */
+#ifndef DNNSIM_HW_H
+#define DNNSIM_HW_H
+
+#include "dnnsim/core.h"
+#include "dnnsim/model.h"
+
+#include <stdbool.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct dnn_hw dnn_hw;
+
+#define DNN_HW_TEXT_MAX 256
+
+/* Scalar parameters of one device. Units are SI. */
+typedef struct dnn_hw_params {
+  char name[64];                      /* e.g. "v100-sxm2" */
+  char kind[16];                      /* "gpu" or "cpu" */
+  char source[DNN_HW_TEXT_MAX];       /* where the numbers come from */
+  char calibrated[DNN_HW_TEXT_MAX];   /* "no", or date/host/command */
+  double peak_flops[DNN_DTYPE_COUNT]; /* FLOP/s, dense, per dtype */
+  double mem_bandwidth_Bps;           /* device memory bandwidth */
+  double mem_capacity_bytes;          /* device memory capacity */
+  double mem_reserved_bytes;          /* taken by runtime/framework */
+  double launch_overhead_s;           /* per kernel */
+  double eff_compute[DNN_OPCLASS_COUNT]; /* (0, 1] of peak FLOP/s */
+  double eff_memory[DNN_OPCLASS_COUNT];  /* (0, 1] of peak bandwidth */
+  double half_flops[DNN_OPCLASS_COUNT];  /* n_1/2 in FLOPs, >= 0 */
+  /* Per convolution algorithm, replaces eff_compute[CONV] (0: unusable). */
+  double eff_conv_algo[DNN_CONV_ALGO_COUNT];
+} dnn_hw_params;
+
+/* A point-to-point link under the alpha-beta model. */
+typedef struct dnn_link {
+  char name[32];        /* "nvlink2", "ib-edr", ... or "custom" */
+  double latency_s;     /* alpha: per message */
+  double bandwidth_Bps; /* 1/beta: per direction, per device or NIC */
+} dnn_link;
+
+/*
+ * A cluster of `nodes` x `devices_per_node` identical devices. `intra` is
+ * each device's link inside a node; `inter` each NIC's link between nodes,
+ * with `nics_per_node` NICs shared by the node's devices.
+ */
+typedef struct dnn_cluster {
+  size_t nodes;
+  size_t devices_per_node;
+  dnn_link intra;
+  dnn_link inter;
+  size_t nics_per_node;
+} dnn_cluster;
+
+/* ------------------------------------------------------------------------ */
+/* Profiles                                                                  */
+/* ------------------------------------------------------------------------ */
+
+/* Parameters with every efficiency 1, no overheads and no name. */
+dnn_hw_params dnn_hw_default_params(void);
+
+/*
+ * Checks that every value is in range (peaks and bandwidths > 0,
+ * efficiencies in (0, 1], ...). DNN_ERANGE naming the first bad field.
+ */
+dnn_status dnn_hw_params_check(const dnn_hw_params *p, dnn_error *err);
+
+/* A profile from parameters (copied). DNN_ERANGE as dnn_hw_params_check. */
+dnn_status dnn_hw_alloc(const dnn_hw_params *p, dnn_hw **out, dnn_error *err);
+
+/*
+ * Loads a profile: a built-in name ("v100-sxm2", see dnn_hw_builtin_list)
+ * or a path to a profile INI file. Errors name file, line, section and key:
+ * DNN_EPARSE, DNN_ERANGE, DNN_ENOTFOUND (unknown built-in, with a
+ * suggestion), DNN_EIO.
+ */
+dnn_status dnn_hw_load(const char *name_or_path, dnn_hw **out,
+                       dnn_error *err);
+
+/* Writes the profile as INI (atomically). DNN_EIO. */
+dnn_status dnn_hw_save(const dnn_hw *hw, const char *path, dnn_error *err);
+
+void dnn_hw_free(dnn_hw *hw);
+
+/* Borrowed; valid until the profile is freed. */
+const dnn_hw_params *dnn_hw_get(const dnn_hw *hw);
+
+/* Names of built-in profiles, NULL-terminated (static storage). */
+const char *const *dnn_hw_builtin_list(void);
+
+/* The INI text of a built-in profile, or NULL for an unknown name. */
+const char *dnn_hw_builtin_text(const char *name);
+
+/* ------------------------------------------------------------------------ */
+/* Time model                                                                */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * The roofline time of one kernel of class `cls` (formula above), in
+ * seconds. `flops` and `bytes` >= 0. A kernel with no work costs 0 (no
+ * launch). Does not allocate.
+ */
+double dnn_hw_kernel_time(const dnn_hw *hw, dnn_opclass cls, dnn_dtype dtype,
+                          double flops, double bytes);
+
+/*
+ * Time of layer `i` of `net` for `pass` and `batch`: a measured time when
+ * the profile has one for this layer signature (interpolated in batch),
+ * else the roofline of its cost. Convolutions use the fastest applicable
+ * algorithm whose workspace fits in `workspace_limit_bytes`; the chosen
+ * algorithm and its workspace are returned through `algo` and
+ * `workspace_bytes` (either may be NULL; for other layers they are
+ * DNN_CONV_ALGO_COUNT and 0). Does not allocate.
+ */
+double dnn_hw_layer_time(const dnn_hw *hw, const dnn_net *net, size_t i,
+                         dnn_pass pass, size_t batch, dnn_dtype dtype,
+                         double workspace_limit_bytes, dnn_conv_algo *algo,
+                         double *workspace_bytes);
+
+/* Time of convolution layer `i` with a given algorithm (INFINITY when the
+ * algorithm is not applicable or its efficiency is 0). */
+double dnn_hw_conv_time(const dnn_hw *hw, const dnn_net *net, size_t i,
+                        dnn_pass pass, dnn_conv_algo algo, size_t batch,
+                        dnn_dtype dtype, double *workspace_bytes);
+
+/* ------------------------------------------------------------------------ */
+/* Measured kernel tables                                                    */
+/* ------------------------------------------------------------------------ */
+
+/* One measured kernel time. */
+typedef struct dnn_hw_kernel_row {
+  const char *signature; /* dnn_layer_signature of the layer */
+  dnn_pass pass;
+  dnn_conv_algo algo; /* DNN_CONV_ALGO_COUNT for non-convolutions */
+  dnn_dtype dtype;
+  size_t batch;
+  double time_s;          /* median */
+  double workspace_bytes; /* convolutions */
+} dnn_hw_kernel_row;
+
+/* Adds a measured time to the profile (copied). DNN_ENOMEM. */
+dnn_status dnn_hw_kernel_add(dnn_hw *hw, const dnn_hw_kernel_row *row,
+                             dnn_error *err);
+
+/*
+ * Looks up a measured time, interpolating in batch between the nearest
+ * measured batch sizes (linearly in time per sample) and extrapolating
+ * only proportionally beyond the largest. Returns false when the profile
+ * has no row for this signature, pass, algorithm and dtype.
+ */
+bool dnn_hw_kernel_lookup(const dnn_hw *hw, const char *signature,
+                          dnn_pass pass, dnn_conv_algo algo, dnn_dtype dtype,
+                          size_t batch, double *time_s);
+
+/* Number of measured rows. */
+size_t dnn_hw_kernel_count(const dnn_hw *hw);
+
+/* ------------------------------------------------------------------------ */
+/* Links                                                                     */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * A built-in link by name ("pcie3", "pcie4", "pcie5", "nvlink1".."nvlink4",
+ * "ib-edr", "ib-hdr", "ib-ndr", "eth-10g", "eth-25g", "eth-100g", "shm").
+ * DNN_ENOTFOUND with a suggestion for an unknown name.
+ */
+dnn_status dnn_hw_link_builtin(const char *name, dnn_link *out,
+                               dnn_error *err);
+
+/* Names of built-in links, NULL-terminated (static storage). */
+const char *const *dnn_hw_link_list(void);
+
+/* Total devices of a cluster. */
+size_t dnn_cluster_devices(const dnn_cluster *c);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* DNNSIM_HW_H */

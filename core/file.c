@@ -60,8 +60,8 @@ dnn_status dnn_outfile_commit(dnn_outfile *f, dnn_error *err) {
   if (bad) {
     st = DNN_FAIL(err, DNN_EIO, "%s: write failed: %s", f->path, strerror(e));
   } else if (rename(f->tmp, f->path) != 0) {
-    st = DNN_FAIL(err, DNN_EIO, "%s: cannot rename temporary file: %s",
-                  f->path, strerror(errno));
+    st = DNN_FAIL(err, DNN_EIO, "%s: cannot rename temporary file: %s", f->path,
+                  strerror(errno));
   }
   dnn_outfile_abort(f);
   return st;
@@ -79,8 +79,8 @@ void dnn_outfile_abort(dnn_outfile *f) {
   dnn_free(f);
 }
 
-dnn_status dnn_file_write_atomic(const char *path, const void *data,
-                                 size_t len, dnn_error *err) {
+dnn_status dnn_file_write_atomic(const char *path, const void *data, size_t len,
+                                 dnn_error *err) {
   dnn_outfile *f;
   dnn_status st = dnn_outfile_open(path, &f, err);
   if (st)
@@ -97,8 +97,7 @@ dnn_status dnn_file_read_all(const char *path, char **out, size_t *len,
   *out = NULL;
   FILE *fp = fopen(path, "rb");
   if (fp == NULL)
-    return DNN_FAIL(err, DNN_EIO, "%s: cannot open: %s", path,
-                    strerror(errno));
+    return DNN_FAIL(err, DNN_EIO, "%s: cannot open: %s", path, strerror(errno));
   dnn__buf b;
   dnn__buf_init(&b);
   char chunk[4096];

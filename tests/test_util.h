@@ -23,7 +23,7 @@
   do {                                                                         \
     double a_ = (double)(a), b_ = (double)(b);                                 \
     if (!dnn_close(a_, b_, (rel)))                                             \
-      fail_msg("%s = %.10g, %s = %.10g: not within rel %.3g (%s:%d)", #a, a_, \
+      fail_msg("%s = %.10g, %s = %.10g: not within rel %.3g (%s:%d)", #a, a_,  \
                #b, b_, (double)(rel), __FILE__, __LINE__);                     \
   } while (0)
 
@@ -36,7 +36,7 @@ static inline const char *test_err_msg(const dnn_error *e) {
   do {                                                                         \
     dnn_status st_ = (expr);                                                   \
     if (st_ != DNN_OK)                                                         \
-      fail_msg("%s failed: %s: %s", #expr, dnn_status_name(st_),              \
+      fail_msg("%s failed: %s: %s", #expr, dnn_status_name(st_),               \
                test_err_msg(errp));                                            \
   } while (0)
 
@@ -82,8 +82,7 @@ static inline void test_alloc_free(void *ud, void *p) {
 static inline void test_alloc_install(test_alloc_state *s, long fail_at) {
   s->countdown = fail_at;
   s->count = 0;
-  dnn_allocator a = {test_alloc_malloc, test_alloc_realloc, test_alloc_free,
-                     s};
+  dnn_allocator a = {test_alloc_malloc, test_alloc_realloc, test_alloc_free, s};
   dnn_allocator_set(&a);
 }
 static inline void test_alloc_restore(void) {

@@ -57,7 +57,8 @@ typedef enum dnn_comm_op {
   X(DOUBLE_BINARY_TREE, "double-binary-tree")                                  \
   X(PS, "ps")                                                                  \
   X(HIERARCHICAL, "hierarchical")                                              \
-  X(DIRECT, "direct")
+  X(DIRECT, "direct")                                                          \
+  X(BRUCK, "bruck")
 
 typedef enum dnn_comm_algo {
 #define DNN_COMM_ALGO_ENUM_(id, name) DNN_COMM_ALGO_##id,
@@ -75,8 +76,8 @@ dnn_status dnn_comm_algo_parse(const char *name, dnn_comm_algo *out,
 
 /* alpha-beta-gamma parameters of one link. */
 typedef struct dnn_comm_link {
-  double alpha_s;         /* latency per message */
-  double beta_s_per_byte; /* inverse bandwidth */
+  double alpha_s;          /* latency per message */
+  double beta_s_per_byte;  /* inverse bandwidth */
   double gamma_s_per_byte; /* reduction compute per byte (0 to ignore) */
 } dnn_comm_link;
 
@@ -104,6 +105,12 @@ typedef struct dnn_comm_cost {
   double latency_s;      /* the alpha part of time_s */
   double bytes_per_rank; /* bytes each rank sends (max over ranks) */
   size_t steps;          /* sequential message steps */
+  /* DNN_COMM_ALGO_HIERARCHICAL only (AUTO for every other algorithm): the
+   * algorithms chosen, each the cheapest, for its intra-node
+   * reduce-scatter, its inter-node allreduce and its intra-node allgather. */
+  dnn_comm_algo intra_rs_algo;
+  dnn_comm_algo inter_algo;
+  dnn_comm_algo intra_ag_algo;
 } dnn_comm_cost;
 
 /* A topology with one node of `ranks` ranks on `intra`, 1 NIC, 1 server. */
@@ -129,8 +136,10 @@ bool dnn_comm_supports(dnn_comm_op op, dnn_comm_algo algo);
  * Cost of collective `op` on `bytes` (the full vector: for allreduce,
  * reduce-scatter input, allgather output, broadcast/reduce/p2p message; for
  * all-to-all the bytes each rank holds) over `topo` with `algo`.
- * DNN_EINVAL for zero ranks, negative or non-finite bytes, or an algorithm
- * that does not implement the operation. One rank or zero bytes cost 0.
+ * DNN_EINVAL for zero ranks, negative or non-finite bytes, an algorithm
+ * that does not implement the operation, or a topology field out of range
+ * (ranks_per_node, nics_per_node or ps_servers 0; a negative or non-finite
+ * alpha, beta, gamma or segment_bytes). One rank or zero bytes cost 0.
  */
 dnn_status dnn_comm_time(dnn_comm_op op, dnn_comm_algo algo, double bytes,
                          const dnn_comm_topo *topo, dnn_comm_cost *out,

@@ -171,8 +171,8 @@ dnn_status dnn_outfile_commit(dnn_outfile *f, dnn_error *err);
 void dnn_outfile_abort(dnn_outfile *f);
 
 /* Writes `len` bytes to `path` atomically. */
-dnn_status dnn_file_write_atomic(const char *path, const void *data,
-                                 size_t len, dnn_error *err);
+dnn_status dnn_file_write_atomic(const char *path, const void *data, size_t len,
+                                 dnn_error *err);
 
 /*
  * Reads the whole file into a NUL-terminated buffer owned by the caller

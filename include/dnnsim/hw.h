@@ -35,15 +35,15 @@ typedef struct dnn_hw dnn_hw;
 
 /* Scalar parameters of one device. Units are SI. */
 typedef struct dnn_hw_params {
-  char name[64];                      /* e.g. "v100-sxm2" */
-  char kind[16];                      /* "gpu" or "cpu" */
-  char source[DNN_HW_TEXT_MAX];       /* where the numbers come from */
-  char calibrated[DNN_HW_TEXT_MAX];   /* "no", or date/host/command */
-  double peak_flops[DNN_DTYPE_COUNT]; /* FLOP/s, dense, per dtype */
-  double mem_bandwidth_Bps;           /* device memory bandwidth */
-  double mem_capacity_bytes;          /* device memory capacity */
-  double mem_reserved_bytes;          /* taken by runtime/framework */
-  double launch_overhead_s;           /* per kernel */
+  char name[64];                         /* e.g. "v100-sxm2" */
+  char kind[16];                         /* "gpu" or "cpu" */
+  char source[DNN_HW_TEXT_MAX];          /* where the numbers come from */
+  char calibrated[DNN_HW_TEXT_MAX];      /* "no", or date/host/command */
+  double peak_flops[DNN_DTYPE_COUNT];    /* FLOP/s, dense, per dtype */
+  double mem_bandwidth_Bps;              /* device memory bandwidth */
+  double mem_capacity_bytes;             /* device memory capacity */
+  double mem_reserved_bytes;             /* taken by runtime/framework */
+  double launch_overhead_s;              /* per kernel */
   double eff_compute[DNN_OPCLASS_COUNT]; /* (0, 1] of peak FLOP/s */
   double eff_memory[DNN_OPCLASS_COUNT];  /* (0, 1] of peak bandwidth */
   double half_flops[DNN_OPCLASS_COUNT];  /* n_1/2 in FLOPs, >= 0 */
@@ -93,8 +93,7 @@ dnn_status dnn_hw_alloc(const dnn_hw_params *p, dnn_hw **out, dnn_error *err);
  * DNN_EPARSE, DNN_ERANGE, DNN_ENOTFOUND (unknown built-in, with a
  * suggestion), DNN_EIO.
  */
-dnn_status dnn_hw_load(const char *name_or_path, dnn_hw **out,
-                       dnn_error *err);
+dnn_status dnn_hw_load(const char *name_or_path, dnn_hw **out, dnn_error *err);
 
 /* Writes the profile as INI (atomically). DNN_EIO. */
 dnn_status dnn_hw_save(const dnn_hw *hw, const char *path, dnn_error *err);
@@ -183,8 +182,7 @@ size_t dnn_hw_kernel_count(const dnn_hw *hw);
  * "ib-edr", "ib-hdr", "ib-ndr", "eth-10g", "eth-25g", "eth-100g", "shm").
  * DNN_ENOTFOUND with a suggestion for an unknown name.
  */
-dnn_status dnn_hw_link_builtin(const char *name, dnn_link *out,
-                               dnn_error *err);
+dnn_status dnn_hw_link_builtin(const char *name, dnn_link *out, dnn_error *err);
 
 /* Names of built-in links, NULL-terminated (static storage). */
 const char *const *dnn_hw_link_list(void);

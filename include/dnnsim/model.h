@@ -165,6 +165,9 @@ dnn_status dnn_layer_kind_parse(const char *name, dnn_layer_kind *out,
 dnn_status dnn_act_parse(const char *name, dnn_act *out, dnn_error *err);
 dnn_status dnn_conv_algo_parse(const char *name, dnn_conv_algo *out,
                                dnn_error *err);
+dnn_status dnn_pass_parse(const char *name, dnn_pass *out, dnn_error *err);
+dnn_status dnn_opclass_parse(const char *name, dnn_opclass *out,
+                             dnn_error *err);
 
 /* ------------------------------------------------------------------------ */
 /* Opaque types                                                              */
@@ -202,7 +205,7 @@ typedef struct dnn_conv_params {
 
 typedef struct dnn_pool_params {
   size_t kernel_h, kernel_w;
-  size_t stride_h, stride_w;
+  size_t stride_h, stride_w; /* 0: equal to the kernel (PyTorch's default) */
   size_t pad_h, pad_w;
   bool ceil_mode;
   size_t out_h, out_w; /* adaptive_avgpool only: the fixed output size */
@@ -306,12 +309,12 @@ typedef struct dnn_conv_algo_cost {
 /* Whole-network totals for a batch. */
 typedef struct dnn_net_totals {
   size_t layers;
-  size_t params;                         /* trainable parameters */
-  double flops[DNN_PASS_COUNT];          /* per pass */
-  double fwd_macs_conv_fc;               /* forward MACs of conv and fc */
-  double activation_bytes;               /* kept for backward */
-  double bytes[DNN_PASS_COUNT];          /* read + written, per pass */
-  double max_layer_activation_bytes;     /* largest single output */
+  size_t params;                     /* trainable parameters */
+  double flops[DNN_PASS_COUNT];      /* per pass */
+  double fwd_macs_conv_fc;           /* forward MACs of conv and fc */
+  double activation_bytes;           /* kept for backward */
+  double bytes[DNN_PASS_COUNT];      /* read + written, per pass */
+  double max_layer_activation_bytes; /* largest single output */
 } dnn_net_totals;
 
 /* ------------------------------------------------------------------------ */
@@ -335,8 +338,8 @@ dnn_layer_spec dnn_layer_default_spec(dnn_layer_kind kind);
  * groups, concat/add shape mismatch); DNN_ENOMEM. On error the network is
  * unchanged. `index` (may be NULL) receives the new layer's index.
  */
-dnn_status dnn_net_add(dnn_net *net, const dnn_layer_spec *spec,
-                       size_t *index, dnn_error *err);
+dnn_status dnn_net_add(dnn_net *net, const dnn_layer_spec *spec, size_t *index,
+                       dnn_error *err);
 
 /* ------------------------------------------------------------------------ */
 /* Queries                                                                   */
@@ -364,7 +367,7 @@ void dnn_layer_cost(const dnn_net *net, size_t i, dnn_pass pass, size_t batch,
  * out->applicable is false for a layer that is not a convolution and for an
  * algorithm that cannot run it (e.g. Winograd on a 5x5 or strided kernel).
  */
-void dnn_conv_algo_cost(const dnn_net *net, size_t i, dnn_pass pass,
+void dnn_conv_algo_cost_get(const dnn_net *net, size_t i, dnn_pass pass,
                         dnn_conv_algo algo, size_t batch, dnn_dtype dtype,
                         dnn_conv_algo_cost *out);
 

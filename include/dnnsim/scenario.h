@@ -109,10 +109,10 @@ typedef struct dnn_scenario {
   char dir[DNN_SCN_PATH_MAX];  /* its directory, for relative paths */
 
   struct {
-    char name[DNN_SCN_NAME_MAX];  /* zoo network, or "" with file */
-    char file[DNN_SCN_PATH_MAX];  /* network INI file */
-    size_t batch;                 /* global batch, samples */
-    size_t image;                 /* image side, pixels */
+    char name[DNN_SCN_NAME_MAX]; /* zoo network, or "" with file */
+    char file[DNN_SCN_PATH_MAX]; /* network INI file */
+    size_t batch;                /* global batch, samples */
+    size_t image;                /* image side, pixels */
     dnn_dtype dtype;
     size_t classes;
     /* Sequence models and transformers (zoo parameters). */
@@ -198,22 +198,21 @@ typedef enum dnn_scn_type {
 typedef struct dnn_scn_key dnn_scn_key;
 
 /* Parses a custom key's text into the scenario (e.g. `sizes`). */
-typedef dnn_status (*dnn_scn_parse_fn)(const dnn_scn_key *key,
-                                       const char *text, dnn_scenario *scn,
-                                       dnn_error *err);
+typedef dnn_status (*dnn_scn_parse_fn)(const dnn_scn_key *key, const char *text,
+                                       dnn_scenario *scn, dnn_error *err);
 
 struct dnn_scn_key {
   const char *section;
   const char *name;
   dnn_scn_type type;
-  size_t offset;               /* of the field in dnn_scenario */
-  size_t size;                 /* of the field, bytes */
-  double min, max;             /* INT and FLOAT ranges, inclusive */
-  const char *def;             /* default, as INI text */
-  const char *const *choices;  /* ENUM names, NULL-terminated */
-  const char *unit;            /* "samples", "MB", ... or NULL */
-  const char *help;            /* one sentence */
-  dnn_scn_parse_fn parse;      /* CUSTOM only */
+  size_t offset;              /* of the field in dnn_scenario */
+  size_t size;                /* of the field, bytes */
+  double min, max;            /* INT and FLOAT ranges, inclusive */
+  const char *def;            /* default, as INI text */
+  const char *const *choices; /* ENUM names, NULL-terminated */
+  const char *unit;           /* "samples", "MB", ... or NULL */
+  const char *help;           /* one sentence */
+  dnn_scn_parse_fn parse;     /* CUSTOM only */
 };
 
 /* The key table, `*count` entries (static storage). */
@@ -275,6 +274,13 @@ dnn_status dnn_scn_write(const dnn_scenario *scn, FILE *fp, bool all,
  */
 dnn_status dnn_scn_validate(const dnn_scenario *scn, dnn_error *err);
 
+/* Devices of the cluster: nodes x devices_per_node. */
+size_t dnn_scn_devices(const dnn_scenario *scn);
+
+/* The data-parallel degree: [parallelism] data, or when it is 0,
+ * devices / (tensor x pipeline) (0 when that does not divide). */
+size_t dnn_scn_data_degree(const dnn_scenario *scn);
+
 /* "FILE:LINE: [section] key" for messages about a key's value, in `buf`. */
 const char *dnn_scn_key_origin(const dnn_scenario *scn, const char *section,
                                const char *key, char *buf, size_t n);
@@ -310,8 +316,7 @@ dnn_status dnn_scn_load_net(const char *path, size_t image, dnn_net **out,
 
 /* The same from text (for tests and fuzzing). */
 dnn_status dnn_scn_load_net_string(const char *text, const char *name,
-                                   size_t image, dnn_net **out,
-                                   dnn_error *err);
+                                   size_t image, dnn_net **out, dnn_error *err);
 
 #ifdef __cplusplus
 }

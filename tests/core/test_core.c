@@ -130,10 +130,14 @@ static void test_close_and_logs(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_status_names),  cmocka_unit_test(test_fail_records),
-      cmocka_unit_test(test_alloc_injection), cmocka_unit_test(test_arena),
-      cmocka_unit_test(test_buf),           cmocka_unit_test(test_atomic_file),
-      cmocka_unit_test(test_nearest),       cmocka_unit_test(test_close_and_logs),
+      cmocka_unit_test(test_status_names),
+      cmocka_unit_test(test_fail_records),
+      cmocka_unit_test(test_alloc_injection),
+      cmocka_unit_test(test_arena),
+      cmocka_unit_test(test_buf),
+      cmocka_unit_test(test_atomic_file),
+      cmocka_unit_test(test_nearest),
+      cmocka_unit_test(test_close_and_logs),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

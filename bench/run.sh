@@ -1,0 +1,8 @@
+#!/bin/sh
+# Runs the speed benchmarks and prints their figures.
+#   bench/run.sh [BUILD_DIR]
+set -eu
+cd "$(dirname "$0")/.."
+B=${1:-build}
+"$B/bench/dnnsim_bench" predict scenarios/default.ini 3
+"$B/bench/dnnsim_bench" predict scenarios/vgg16-a100.ini 3

@@ -64,8 +64,7 @@ static int bench_predict(const char *path, double seconds) {
   qsort(rates, 5, sizeof rates[0], cmp_double);
   printf("predict %s: %zu layers, %.0f evaluations/s (%.2f us each; "
          "checksum %.6g)\n",
-         path, dnn_net_layer_count(net), rates[2], 1e6 / rates[2],
-         sink / 1e9);
+         path, dnn_net_layer_count(net), rates[2], 1e6 / rates[2], sink / 1e9);
   dnn_net_free(net);
   dnn_hw_free(hw);
   return 0;

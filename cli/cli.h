@@ -15,10 +15,10 @@
 /* Exit codes (documented in `dnnsim --help` and docs/cli.md). */
 enum {
   CLI_EXIT_OK = 0,
-  CLI_EXIT_RUNTIME = 1,     /* a failure while running (I/O, tools, MPI) */
-  CLI_EXIT_USAGE = 2,       /* bad command line */
-  CLI_EXIT_INPUT = 3,       /* bad scenario, network, profile or data file */
-  CLI_EXIT_UNAVAILABLE = 4  /* no device, or not built into this binary */
+  CLI_EXIT_RUNTIME = 1,    /* a failure while running (I/O, tools, MPI) */
+  CLI_EXIT_USAGE = 2,      /* bad command line */
+  CLI_EXIT_INPUT = 3,      /* bad scenario, network, profile or data file */
+  CLI_EXIT_UNAVAILABLE = 4 /* no device, or not built into this binary */
 };
 
 typedef enum cli_format {

@@ -9,20 +9,21 @@
 #include "cli.h"
 
 static void help(void) {
-  printf("usage: dnnsim describe NETWORK [OPTIONS]\n"
-         "\n"
-         "NETWORK is a zoo name ('dnnsim models') or a network INI file.\n"
-         "\n"
-         "Options:\n"
-         "  --batch N                 samples (default 1)\n"
-         "  --image S                 input image side in pixels (default 224)\n"
-         "  --classes K               output classes of zoo networks (1000)\n"
-         "  --dtype fp32|tf32|fp16|bf16   element type (default fp32)\n"
-         "  --profile P               add predicted per-layer times on\n"
-         "                            hardware profile P (name or file)\n"
-         "  --workspace-MB W          convolution workspace limit (64)\n"
-         "  -f, --format table|csv|json   output format (default table)\n"
-         "  -h, --help                this help\n");
+  printf(
+      "usage: dnnsim describe NETWORK [OPTIONS]\n"
+      "\n"
+      "NETWORK is a zoo name ('dnnsim models') or a network INI file.\n"
+      "\n"
+      "Options:\n"
+      "  --batch N                 samples (default 1)\n"
+      "  --image S                 input image side in pixels (default 224)\n"
+      "  --classes K               output classes of zoo networks (1000)\n"
+      "  --dtype fp32|tf32|fp16|bf16   element type (default fp32)\n"
+      "  --profile P               add predicted per-layer times on\n"
+      "                            hardware profile P (name or file)\n"
+      "  --workspace-MB W          convolution workspace limit (64)\n"
+      "  -f, --format table|csv|json   output format (default table)\n"
+      "  -h, --help                this help\n");
 }
 
 static void shape_str(const dnn_shape *s, size_t batch, char *buf, size_t n) {
@@ -79,11 +80,13 @@ int cli_cmd_describe(int argc, char **argv) {
     } else if ((strcmp(a, "--format") == 0 || strcmp(a, "-f") == 0) && v) {
       if (!cli_parse_format(v, &fmt))
         return cli_usage_error("describe", "--format must be table, csv or "
-                               "json");
+                                           "json");
       i++;
     } else if (a[0] == '-') {
-      return cli_usage_error("describe", "unknown option '%s' (or missing "
-                             "value)", a);
+      return cli_usage_error("describe",
+                             "unknown option '%s' (or missing "
+                             "value)",
+                             a);
     } else if (netname == NULL) {
       netname = a;
     } else {
@@ -139,7 +142,8 @@ int cli_cmd_describe(int argc, char **argv) {
     printf("%-22s %-16s %-18s %10s %10s %10s %11s", "layer", "kind", "output",
            "params", "fwd FLOP", "bwd FLOP", "activations");
     if (hw)
-      printf(" %10s %10s  %s", "fwd time", "bwd time", "conv algorithm "
+      printf(" %10s %10s  %s", "fwd time", "bwd time",
+             "conv algorithm "
              "(fwd)");
     printf("\n");
   } else if (fmt == CLI_FORMAT_CSV) {
@@ -167,13 +171,13 @@ int cli_cmd_describe(int argc, char **argv) {
              cli_fmt_count(cd.flops + cw.flops, c, sizeof c),
              cli_fmt_bytes(act, d, sizeof d));
       if (times) {
-        printf(" %10s %10s  %s", cli_fmt_time(times[i].time_s[0], a, sizeof a),
-               cli_fmt_time(times[i].time_s[1] + times[i].time_s[2], b,
-                            sizeof b),
-               algo);
+        printf(
+            " %10s %10s  %s", cli_fmt_time(times[i].time_s[0], a, sizeof a),
+            cli_fmt_time(times[i].time_s[1] + times[i].time_s[2], b, sizeof b),
+            algo);
         if (times[i].workspace_bytes > 0)
-          printf(" (ws %s)", cli_fmt_bytes(times[i].workspace_bytes, c,
-                                           sizeof c));
+          printf(" (ws %s)",
+                 cli_fmt_bytes(times[i].workspace_bytes, c, sizeof c));
       }
       printf("\n");
     } else if (fmt == CLI_FORMAT_CSV) {
@@ -213,7 +217,8 @@ int cli_cmd_describe(int argc, char **argv) {
   if (fmt == CLI_FORMAT_TABLE) {
     printf("\ntotal: %zu layers, %zu parameters, forward %s FLOP (%s MAC in "
            "conv+fc), backward %s FLOP, activations %s\n",
-           t.layers, t.params, cli_fmt_count(t.flops[DNN_PASS_FWD], a, sizeof a),
+           t.layers, t.params,
+           cli_fmt_count(t.flops[DNN_PASS_FWD], a, sizeof a),
            cli_fmt_count(t.fwd_macs_conv_fc, b, sizeof b),
            cli_fmt_count(t.flops[DNN_PASS_BWD_DATA] +
                              t.flops[DNN_PASS_BWD_WEIGHTS],
@@ -227,9 +232,9 @@ int cli_cmd_describe(int argc, char **argv) {
     json_object_set_new(o, "dtype", json_string(dnn_dtype_name(dtype)));
     json_object_set_new(o, "params", json_integer((json_int_t)t.params));
     json_object_set_new(o, "fwd_flops", json_real(t.flops[DNN_PASS_FWD]));
-    json_object_set_new(o, "bwd_flops",
-                        json_real(t.flops[DNN_PASS_BWD_DATA] +
-                                  t.flops[DNN_PASS_BWD_WEIGHTS]));
+    json_object_set_new(
+        o, "bwd_flops",
+        json_real(t.flops[DNN_PASS_BWD_DATA] + t.flops[DNN_PASS_BWD_WEIGHTS]));
     json_object_set_new(o, "fwd_macs_conv_fc", json_real(t.fwd_macs_conv_fc));
     json_object_set_new(o, "activation_bytes", json_real(t.activation_bytes));
     json_object_set_new(o, "layers", jl);

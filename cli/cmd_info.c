@@ -84,9 +84,8 @@ int cli_cmd_profiles(int argc, char **argv) {
                        "peak_tf32_flops", p->peak_flops[DNN_DTYPE_TF32],
                        "peak_fp16_flops", p->peak_flops[DNN_DTYPE_FP16],
                        "peak_bf16_flops", p->peak_flops[DNN_DTYPE_BF16],
-                       "memory_bytes", p->mem_capacity_bytes,
-                       "bandwidth_Bps", p->mem_bandwidth_Bps, "source",
-                       p->source));
+                       "memory_bytes", p->mem_capacity_bytes, "bandwidth_Bps",
+                       p->mem_bandwidth_Bps, "source", p->source));
     } else {
       char m[32], b[32];
       printf("%-16s %7.1f TF %7.1f TF %7.1f TF %7.1f TF %9s  %s\n", p->name,
@@ -125,7 +124,8 @@ int cli_cmd_links(int argc, char **argv) {
                                          "latency_s", l.latency_s,
                                          "bandwidth_Bps", l.bandwidth_Bps));
     else
-      printf("%-12s %12s %14s\n", l.name, cli_fmt_time(l.latency_s, t, sizeof t),
+      printf("%-12s %12s %14s\n", l.name,
+             cli_fmt_time(l.latency_s, t, sizeof t),
              cli_fmt_rate(l.bandwidth_Bps, "B/s", b, sizeof b));
   }
   return a ? cli_print_json(a) : CLI_EXIT_OK;
@@ -185,10 +185,10 @@ int cli_cmd_keys(int argc, char **argv) {
     char vals[256];
     key_values(k, vals, sizeof vals);
     if (a) {
-      json_array_append_new(
-          a, json_pack("{s:s,s:s,s:s,s:s,s:s,s:s}", "section", k->section,
-                       "key", k->name, "type", type_name(k), "values", vals,
-                       "default", k->def, "help", k->help));
+      json_array_append_new(a, json_pack("{s:s,s:s,s:s,s:s,s:s,s:s}", "section",
+                                         k->section, "key", k->name, "type",
+                                         type_name(k), "values", vals,
+                                         "default", k->def, "help", k->help));
       continue;
     }
     if (markdown) {

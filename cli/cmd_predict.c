@@ -7,20 +7,21 @@
 #include "cli.h"
 
 static void help(void) {
-  printf("usage: dnnsim predict SCENARIO.ini [OPTIONS]\n"
-         "\n"
-         "Predicts one training iteration of the scenario: its time and\n"
-         "breakdown, throughput, memory per device and scaling efficiency.\n"
-         "\n"
-         "Options:\n"
-         "  -s, --set SECTION.KEY=VALUE   override a scenario key (repeatable;\n"
-         "                                'dnnsim keys' lists them)\n"
-         "  -f, --format table|csv|json   output format (default table)\n"
-         "  --engine auto|analytic|des    force a prediction engine\n"
-         "  -h, --help                    this help\n"
-         "\n"
-         "Example:\n"
-         "  dnnsim predict scenarios/resnet50-v100.ini --set cluster.nodes=8\n");
+  printf(
+      "usage: dnnsim predict SCENARIO.ini [OPTIONS]\n"
+      "\n"
+      "Predicts one training iteration of the scenario: its time and\n"
+      "breakdown, throughput, memory per device and scaling efficiency.\n"
+      "\n"
+      "Options:\n"
+      "  -s, --set SECTION.KEY=VALUE   override a scenario key (repeatable;\n"
+      "                                'dnnsim keys' lists them)\n"
+      "  -f, --format table|csv|json   output format (default table)\n"
+      "  --engine auto|analytic|des    force a prediction engine\n"
+      "  -h, --help                    this help\n"
+      "\n"
+      "Example:\n"
+      "  dnnsim predict scenarios/resnet50-v100.ini --set cluster.nodes=8\n");
 }
 
 int cli_cmd_predict(int argc, char **argv) {

@@ -144,8 +144,7 @@ dnn_status cli_scn_load(const cli_scn_opts *o, dnn_scenario *scn,
   return st;
 }
 
-dnn_status cli_world_load(const cli_scn_opts *o, cli_world *w,
-                          dnn_error *err) {
+dnn_status cli_world_load(const cli_scn_opts *o, cli_world *w, dnn_error *err) {
   memset(w, 0, sizeof *w);
   dnn_status st = cli_scn_load(o, &w->scn, err);
   if (st == DNN_OK)
@@ -183,7 +182,8 @@ dnn_strat_input cli_world_input(const cli_world *w) {
   return in;
 }
 
-/* ---- Formatting ------------------------------------------------------------ */
+/* ---- Formatting ------------------------------------------------------------
+ */
 
 const char *cli_fmt_time(double s, char *buf, size_t n) {
   if (!isfinite(s))
@@ -264,7 +264,8 @@ void cli_progress(size_t done, size_t total, const char *label) {
   fflush(stderr);
 }
 
-/* ---- Predictions ------------------------------------------------------------ */
+/* ---- Predictions ------------------------------------------------------------
+ */
 
 json_t *cli_prediction_json(const cli_world *w, const dnn_prediction *p) {
   json_t *j = json_object();
@@ -347,24 +348,23 @@ void cli_prediction_table(FILE *fp, const cli_world *w,
   dnn_net_totals_get(w->net, 1, s->model.dtype, &tot);
   const dnn_hw_params *hp = dnn_hw_get(w->hw);
   fprintf(fp, "scenario      %s\n", s->path);
-  fprintf(fp, "model         %s, %s parameters, batch %zu (%zu per replica), "
+  fprintf(fp,
+          "model         %s, %s parameters, batch %zu (%zu per replica), "
           "%s\n",
-          dnn_net_name(w->net), cli_fmt_count((double)tot.params, a,
-                                               sizeof a),
+          dnn_net_name(w->net), cli_fmt_count((double)tot.params, a, sizeof a),
           s->model.batch, p->local_batch, dnn_dtype_name(s->model.dtype));
-  fprintf(fp, "hardware      %zu x %s (%zu node%s x %zu)", p->devices,
-          hp->name, s->cluster.nodes, s->cluster.nodes == 1 ? "" : "s",
+  fprintf(fp, "hardware      %zu x %s (%zu node%s x %zu)", p->devices, hp->name,
+          s->cluster.nodes, s->cluster.nodes == 1 ? "" : "s",
           s->cluster.devices_per_node);
   if (p->devices > 1)
     fprintf(fp, ", links %s / %s",
             w->cluster.intra.name[0] ? w->cluster.intra.name : "-",
             w->cluster.inter.name[0] ? w->cluster.inter.name : "-");
   fputc('\n', fp);
-  fprintf(fp, "strategy      data %zu x tensor %zu x pipeline %zu",
-          p->data, p->tensor, p->pipeline);
+  fprintf(fp, "strategy      data %zu x tensor %zu x pipeline %zu", p->data,
+          p->tensor, p->pipeline);
   if (p->data > 1)
-    fprintf(fp, ", allreduce %s, overlap %s",
-            dnn_comm_algo_name(p->allreduce),
+    fprintf(fp, ", allreduce %s, overlap %s", dnn_comm_algo_name(p->allreduce),
             s->parallelism.overlap ? "on" : "off");
   fprintf(fp, "\nengine        %s\n\n",
           p->engine == DNN_ENGINE_DES ? "event simulator" : "analytic");
@@ -386,8 +386,7 @@ void cli_prediction_table(FILE *fp, const cli_world *w,
           cli_fmt_rate(p->throughput_samples_per_s, "samples/s", a, sizeof a));
   fprintf(fp, "compute       %s per device (%.1f %% of %s peak)\n",
           cli_fmt_rate(p->flops_per_device_per_s, "FLOP/s", a, sizeof a),
-          100.0 * p->flops_per_device_per_s /
-              hp->peak_flops[s->model.dtype],
+          100.0 * p->flops_per_device_per_s / hp->peak_flops[s->model.dtype],
           dnn_dtype_name(s->model.dtype));
   fprintf(fp, "scaling       %.1f %% efficiency over %zu devices\n",
           100.0 * p->scaling_efficiency, p->devices);
@@ -415,8 +414,9 @@ void cli_prediction_csv_header(FILE *fp) {
 }
 
 void cli_prediction_csv_row(FILE *fp, const dnn_prediction *p) {
-  fprintf(fp, "%.9g,%.9g,%.9g,%.9g,%.9g,%.9g,%.9g,%.9g,%.9g,%.9g,%d,%.9g,%zu,"
-              "%zu,%zu,%zu,%zu,%.9g,%s",
+  fprintf(fp,
+          "%.9g,%.9g,%.9g,%.9g,%.9g,%.9g,%.9g,%.9g,%.9g,%.9g,%d,%.9g,%zu,"
+          "%zu,%zu,%zu,%zu,%.9g,%s",
           p->iteration_s, p->throughput_samples_per_s, p->breakdown.forward_s,
           p->breakdown.backward_s, p->breakdown.recompute_s,
           p->breakdown.comm_s, p->breakdown.comm_exposed_s,

@@ -20,12 +20,11 @@ static const cli_cmd commands[] = {
 };
 
 static void usage(FILE *fp) {
-  fprintf(fp,
-          "usage: dnnsim COMMAND [OPTIONS]\n"
-          "\n"
-          "Predicts how fast deep-learning training runs on many devices.\n"
-          "\n"
-          "Commands:\n");
+  fprintf(fp, "usage: dnnsim COMMAND [OPTIONS]\n"
+              "\n"
+              "Predicts how fast deep-learning training runs on many devices.\n"
+              "\n"
+              "Commands:\n");
   for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
     fprintf(fp, "  %-10s %s\n", commands[i].name, commands[i].summary);
   fprintf(fp,

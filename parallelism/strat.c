@@ -97,8 +97,7 @@ dnn_status dnn__strat_comm_setup(const dnn_strat_input *in, size_t d,
   const dnn_hw_params *hp = dnn_hw_get(in->hw);
   /* A reduction reads two operands and writes one: 3 bytes of device
    * memory traffic per byte reduced, at the eltwise memory efficiency. */
-  double gamma =
-      3.0 / (hp->mem_bandwidth_Bps * hp->eff_memory[DNN_OP_ELTWISE]);
+  double gamma = 3.0 / (hp->mem_bandwidth_Bps * hp->eff_memory[DNN_OP_ELTWISE]);
   *topo = dnn_comm_topo_from_cluster(&in->cluster, d, stride, gamma);
   topo->ps_servers = in->scn->parallelism.ps_servers;
   return DNN_OK;
@@ -161,8 +160,7 @@ dnn_status dnn__strat_predict_data(const dnn_strat_input *in,
     }
   }
   if (bucket > 0 && scn->parallelism.overlap && d > 1) {
-    if ((st = dnn_comm_time(DNN_COMM_ALLREDUCE, algo, bucket, &topo, &cc,
-                            err)))
+    if ((st = dnn_comm_time(DNN_COMM_ALLREDUCE, algo, bucket, &topo, &cc, err)))
       return st;
     comm_free = fmax(t_bwd, comm_free) + cc.time_s;
     comm_total += cc.time_s;
@@ -186,9 +184,8 @@ dnn_status dnn__strat_predict_data(const dnn_strat_input *in,
   double opt_flops, opt_bytes;
   optimizer_cost(scn->training.optimizer, dtype, params, &opt_flops,
                  &opt_bytes);
-  double t_opt =
-      dnn_hw_kernel_time(hw, DNN_OP_OPTIMIZER, DNN_DTYPE_FP32, opt_flops,
-                         opt_bytes);
+  double t_opt = dnn_hw_kernel_time(hw, DNN_OP_OPTIMIZER, DNN_DTYPE_FP32,
+                                    opt_flops, opt_bytes);
 
   memset(out, 0, sizeof *out);
   out->breakdown.forward_s = t_fwd;
@@ -231,7 +228,8 @@ dnn_status dnn__strat_predict_data(const dnn_strat_input *in,
   return DNN_OK;
 }
 
-/* ---- Entry point ----------------------------------------------------------- */
+/* ---- Entry point -----------------------------------------------------------
+ */
 
 dnn_status dnn_strat_predict(const dnn_strat_input *in, dnn_prediction *out,
                              dnn_error *err) {
@@ -241,14 +239,13 @@ dnn_status dnn_strat_predict(const dnn_strat_input *in, dnn_prediction *out,
     return st;
   if (scn->parallelism.tensor > 1 || scn->parallelism.pipeline > 1) {
     char where[DNN_SCN_PATH_MAX + 64];
-    return DNN_FAIL(err, DNN_EUNSUPPORTED,
-                    "%s: tensor and pipeline parallelism are not modelled by "
-                    "this build yet",
-                    dnn_scn_key_origin(scn, "parallelism",
-                                       scn->parallelism.tensor > 1
-                                           ? "tensor"
-                                           : "pipeline",
-                                       where, sizeof where));
+    return DNN_FAIL(
+        err, DNN_EUNSUPPORTED,
+        "%s: tensor and pipeline parallelism are not modelled by "
+        "this build yet",
+        dnn_scn_key_origin(scn, "parallelism",
+                           scn->parallelism.tensor > 1 ? "tensor" : "pipeline",
+                           where, sizeof where));
   }
   if (scn->engine == DNN_ENGINE_DES)
     return DNN_FAIL(err, DNN_EUNSUPPORTED,

@@ -41,11 +41,11 @@ typedef struct net_ctx {
 } net_ctx;
 
 static const char *const layer_keys[] = {
-    "type",     "input",    "shape",        "out_channels", "kernel",
-    "stride",   "padding",  "dilation",     "groups",       "bias",
-    "output",   "ceil_mode", "out_features", "act",         "p",
-    "vocab",    "dim",      "hidden",       "return_sequences", "axis",
-    NULL};
+    "type",   "input",  "shape",     "tokens",       "out_channels",
+    "kernel", "stride", "padding",   "dilation",     "groups",
+    "bias",   "output", "ceil_mode", "out_features", "act",
+    "p",      "vocab",  "dim",       "hidden",       "return_sequences",
+    "axis",   NULL};
 
 static dnn_status on_pair(void *user, const char *section, const char *key,
                           const char *value, int line, dnn_error *err) {
@@ -96,8 +96,7 @@ static dnn_status on_pair(void *user, const char *section, const char *key,
   for (size_t i = 0; i < l->n_pairs; i++)
     if (strcmp(l->pairs[i].key, key) == 0)
       return DNN__INI_FAIL(err, DNN_EPARSE, c->file, line, section, key,
-                           "given twice (first at line %d)",
-                           l->pairs[i].line);
+                           "given twice (first at line %d)", l->pairs[i].line);
   if (l->n_pairs == MAX_PAIRS)
     return DNN__INI_FAIL(err, DNN_EPARSE, c->file, line, section, key,
                          "too many keys");
@@ -110,7 +109,8 @@ static dnn_status on_pair(void *user, const char *section, const char *key,
   return DNN_OK;
 }
 
-/* ---- Values ---------------------------------------------------------------- */
+/* ---- Values ----------------------------------------------------------------
+ */
 
 /* "a" or "a x b" / "a,b" into two sizes (a single value fills both). */
 static dnn_status parse_pair_sizes(const char *text, size_t *a, size_t *b,
@@ -164,20 +164,25 @@ static dnn_status apply(dnn_layer_spec *sp, const char *key, const char *v,
   bool b;
   if (strcmp(key, "shape") == 0 && k == DNN_LAYER_INPUT)
     return parse_shape(v, &sp->input_shape, err);
+  if (strcmp(key, "tokens") == 0 && k == DNN_LAYER_INPUT) {
+    memset(&sp->input_shape, 0, sizeof sp->input_shape);
+    sp->input_shape.rank = 1;
+    sp->input_shape.tokens = true;
+    if ((st = dnn__parse_size(v, &sp->input_shape.dim[0], err)) == DNN_OK &&
+        sp->input_shape.dim[0] == 0)
+      return DNN_FAIL(err, DNN_ERANGE, "a sequence needs at least 1 token");
+    return st;
+  }
   if (strcmp(key, "out_channels") == 0 && conv)
     return dnn__parse_size(v, &sp->p.conv.out_channels, err);
   if (strcmp(key, "kernel") == 0 && conv)
-    return parse_pair_sizes(v, &sp->p.conv.kernel_h, &sp->p.conv.kernel_w,
-                            err);
+    return parse_pair_sizes(v, &sp->p.conv.kernel_h, &sp->p.conv.kernel_w, err);
   if (strcmp(key, "kernel") == 0 && pool)
-    return parse_pair_sizes(v, &sp->p.pool.kernel_h, &sp->p.pool.kernel_w,
-                            err);
+    return parse_pair_sizes(v, &sp->p.pool.kernel_h, &sp->p.pool.kernel_w, err);
   if (strcmp(key, "stride") == 0 && conv)
-    return parse_pair_sizes(v, &sp->p.conv.stride_h, &sp->p.conv.stride_w,
-                            err);
+    return parse_pair_sizes(v, &sp->p.conv.stride_h, &sp->p.conv.stride_w, err);
   if (strcmp(key, "stride") == 0 && pool)
-    return parse_pair_sizes(v, &sp->p.pool.stride_h, &sp->p.pool.stride_w,
-                            err);
+    return parse_pair_sizes(v, &sp->p.pool.stride_h, &sp->p.pool.stride_w, err);
   if (strcmp(key, "padding") == 0 && conv)
     return parse_pair_sizes(v, &sp->p.conv.pad_h, &sp->p.conv.pad_w, err);
   if (strcmp(key, "padding") == 0 && pool)
@@ -304,7 +309,7 @@ static dnn_status add_layer(net_ctx *c, raw_layer *l, size_t image,
     if (sp.input_shape.rank == 0)
       return DNN__INI_FAIL(err, DNN_EPARSE, c->file, l->line, section, "shape",
                            "missing; an input layer needs shape = C,H,W (an "
-                           "image) or a length");
+                           "image), shape = F (features) or tokens = T");
     if (image > 0 && sp.input_shape.rank == 3) {
       sp.input_shape.dim[1] = image;
       sp.input_shape.dim[2] = image;
@@ -324,8 +329,7 @@ static dnn_status add_layer(net_ctx *c, raw_layer *l, size_t image,
 static dnn_status build(net_ctx *c, size_t image, dnn_net *net,
                         dnn_error *err) {
   if (c->n == 0)
-    return DNN_FAIL(err, DNN_EPARSE, "%s: no [layer.NAME] sections",
-                    c->file);
+    return DNN_FAIL(err, DNN_EPARSE, "%s: no [layer.NAME] sections", c->file);
   /* Inputs: explicit, or the previous section's layer. */
   for (size_t i = 0; i < c->n; i++) {
     raw_layer *l = &c->layers[i];
@@ -357,9 +361,9 @@ static dnn_status build(net_ctx *c, size_t image, dnn_net *net,
         names[m] = NULL;
         const char *near = dnn_nearest_name(l->inputs[j], names);
         return DNN__INI_FAIL(err, DNN_EINVAL, c->file, l->input_line, section,
-                             "input", "no layer named '%s'%s%s%s",
-                             l->inputs[j], near ? " (did you mean '" : "",
-                             near ? near : "", near ? "'?)" : "");
+                             "input", "no layer named '%s'%s%s%s", l->inputs[j],
+                             near ? " (did you mean '" : "", near ? near : "",
+                             near ? "'?)" : "");
       }
     }
   }

@@ -57,9 +57,8 @@ static uint64_t load_uint(const void *field, size_t size) {
 
 static bool looks_like_path(const char *v) {
   size_t n = strlen(v);
-  return strchr(v, '/') != NULL ||
-         (n > 4 && (strcmp(v + n - 4, ".ini") == 0 ||
-                    strcmp(v + n - 4, ".csv") == 0));
+  return strchr(v, '/') != NULL || (n > 4 && (strcmp(v + n - 4, ".ini") == 0 ||
+                                              strcmp(v + n - 4, ".csv") == 0));
 }
 
 /* Parses `value` into the key's field. Messages carry no position. */
@@ -73,8 +72,8 @@ static dnn_status set_field(dnn_scenario *scn, const dnn_scn_key *k,
     if ((st = dnn__parse_size(value, &v, err)))
       return st;
     if (dnn__d(v) < k->min || dnn__d(v) > k->max)
-      return DNN_FAIL(err, DNN_ERANGE, "%zu is out of range [%.15g, %.15g]",
-                      v, k->min, k->max);
+      return DNN_FAIL(err, DNN_ERANGE, "%zu is out of range [%.15g, %.15g]", v,
+                      k->min, k->max);
     store_uint(field, k->size, (uint64_t)v);
     return DNN_OK;
   }
@@ -110,15 +109,19 @@ static dnn_status set_field(dnn_scenario *scn, const dnn_scn_key *k,
     else
       snprintf(buf, sizeof buf, "%s", value);
     if (strlen(buf) >= k->size)
-      return DNN_FAIL(err, DNN_ERANGE, "value is too long (at most %zu "
-                      "characters)", k->size - 1);
+      return DNN_FAIL(err, DNN_ERANGE,
+                      "value is too long (at most %zu "
+                      "characters)",
+                      k->size - 1);
     memcpy(field, buf, strlen(buf) + 1);
     return DNN_OK;
   }
   case DNN_SCN_CUSTOM:
     if (strlen(value) >= k->size)
-      return DNN_FAIL(err, DNN_ERANGE, "value is too long (at most %zu "
-                      "characters)", k->size - 1);
+      return DNN_FAIL(err, DNN_ERANGE,
+                      "value is too long (at most %zu "
+                      "characters)",
+                      k->size - 1);
     if ((st = k->parse(k, value, scn, err)))
       return st;
     memcpy(field, value, strlen(value) + 1);
@@ -181,9 +184,9 @@ static dnn_status unknown_name(const char *name, const char *section,
                                dnn_error *err) {
   if (key == NULL) {
     const char *near = dnn_nearest_name(section, section_names());
-    return DNN__INI_FAIL(err, DNN_EPARSE, file, line, section, NULL,
-                         "unknown section%s%s%s", near ? " (did you mean [" : "",
-                         near ? near : "", near ? "]?)" : "");
+    return DNN__INI_FAIL(
+        err, DNN_EPARSE, file, line, section, NULL, "unknown section%s%s%s",
+        near ? " (did you mean [" : "", near ? near : "", near ? "]?)" : "");
   }
   const char *cands[DNN_SCN_MAX_KEYS + 1];
   section_keys(section, cands, DNN_ARRAY_LEN(cands));
@@ -299,8 +302,8 @@ dnn_status dnn_scn_set(dnn_scenario *scn, const char *assignment,
   const char *dot = strchr(assignment, '.');
   if (eq == NULL || dot == NULL || dot > eq || dot == assignment ||
       dot + 1 == eq)
-    return DNN_FAIL(err, DNN_EINVAL,
-                    "--set %s: expected section.key=value", assignment);
+    return DNN_FAIL(err, DNN_EINVAL, "--set %s: expected section.key=value",
+                    assignment);
   char section[DNN_SCN_NAME_MAX], key[DNN_SCN_NAME_MAX];
   size_t ls = (size_t)(dot - assignment), lk = (size_t)(eq - dot - 1);
   if (ls >= sizeof section || lk >= sizeof key)
@@ -413,20 +416,18 @@ dnn_status dnn__scn_parse_sizes(const dnn_scn_key *key, const char *text,
   size_t count = 0;
   while (*p) {
     if (count == DNN_SCN_MAX_SIZES)
-      return DNN_FAIL(err, DNN_ERANGE, "at most %d sizes",
-                      DNN_SCN_MAX_SIZES);
+      return DNN_FAIL(err, DNN_ERANGE, "at most %d sizes", DNN_SCN_MAX_SIZES);
     char item[64];
     const char *comma = strchr(p, ',');
     size_t len = comma ? (size_t)(comma - p) : strlen(p);
     if (len >= sizeof item)
-      return DNN_FAIL(err, DNN_EINVAL, "entry '%.*s' is too long", (int)len,
-                      p);
+      return DNN_FAIL(err, DNN_EINVAL, "entry '%.*s' is too long", (int)len, p);
     memcpy(item, p, len);
     item[len] = '\0';
     char *colon = strchr(item, ':');
     if (colon == NULL)
-      return DNN_FAIL(err, DNN_EINVAL,
-                      "expected size:probability, got '%s'", item);
+      return DNN_FAIL(err, DNN_EINVAL, "expected size:probability, got '%s'",
+                      item);
     *colon = '\0';
     size_t size;
     double prob;
@@ -435,8 +436,8 @@ dnn_status dnn__scn_parse_sizes(const dnn_scn_key *key, const char *text,
       return DNN_FAIL(err, DNN_EINVAL, "size '%s' must be an integer >= 8",
                       item);
     if (dnn__parse_double(colon + 1, &prob, &e) || prob <= 0 || prob > 1)
-      return DNN_FAIL(err, DNN_EINVAL,
-                      "probability '%s' must be in (0, 1]", colon + 1);
+      return DNN_FAIL(err, DNN_EINVAL, "probability '%s' must be in (0, 1]",
+                      colon + 1);
     scn->training.sizes[count].size = size;
     scn->training.sizes[count].probability = prob;
     count++;
@@ -453,9 +454,8 @@ dnn_status dnn__scn_parse_sizes(const dnn_scn_key *key, const char *text,
   return DNN_OK;
 }
 
-dnn_status dnn__scn_parse_compression(const dnn_scn_key *key,
-                                      const char *text, dnn_scenario *scn,
-                                      dnn_error *err) {
+dnn_status dnn__scn_parse_compression(const dnn_scn_key *key, const char *text,
+                                      dnn_scenario *scn, dnn_error *err) {
   (void)key;
   scn->training.compression_density = 1.0;
   if (strcmp(text, "none") == 0) {
@@ -468,8 +468,8 @@ dnn_status dnn__scn_parse_compression(const dnn_scn_key *key,
     double d;
     dnn_error e;
     if (dnn__parse_double(text + 5, &d, &e) || d <= 0 || d > 1)
-      return DNN_FAIL(err, DNN_EINVAL,
-                      "topk density '%s' must be in (0, 1]", text + 5);
+      return DNN_FAIL(err, DNN_EINVAL, "topk density '%s' must be in (0, 1]",
+                      text + 5);
     scn->training.compression = DNN_COMPRESSION_TOPK;
     scn->training.compression_density = d;
   } else {
@@ -511,7 +511,8 @@ dnn_status dnn__scn_parse_partition(const dnn_scn_key *key, const char *text,
   return DNN_OK;
 }
 
-/* ---- Validation ------------------------------------------------------------ */
+/* ---- Validation ------------------------------------------------------------
+ */
 
 size_t dnn_scn_devices(const dnn_scenario *scn) {
   return scn->cluster.nodes * scn->cluster.devices_per_node;
@@ -530,11 +531,13 @@ size_t dnn_scn_data_degree(const dnn_scenario *scn) {
 dnn_status dnn_scn_validate(const dnn_scenario *scn, dnn_error *err) {
   char where[DNN_SCN_PATH_MAX + 64];
   if ((scn->model.name[0] == '\0') == (scn->model.file[0] == '\0'))
-    return DNN_FAIL(err, DNN_EINVAL, "%s: give exactly one of [model] name "
+    return DNN_FAIL(err, DNN_EINVAL,
+                    "%s: give exactly one of [model] name "
                     "(a zoo network) and [model] file",
                     ORIGIN("model", scn->model.name[0] ? "file" : "name"));
   if (scn->hardware.profile[0] == '\0')
-    return DNN_FAIL(err, DNN_EINVAL, "%s: missing; expected a built-in "
+    return DNN_FAIL(err, DNN_EINVAL,
+                    "%s: missing; expected a built-in "
                     "profile name (dnnsim profiles) or a profile file",
                     ORIGIN("hardware", "profile"));
   size_t dev = dnn_scn_devices(scn);

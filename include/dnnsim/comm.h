@@ -57,8 +57,7 @@ typedef enum dnn_comm_op {
   X(DOUBLE_BINARY_TREE, "double-binary-tree")                                  \
   X(PS, "ps")                                                                  \
   X(HIERARCHICAL, "hierarchical")                                              \
-  X(DIRECT, "direct")                                                          \
-  X(BRUCK, "bruck")
+  X(DIRECT, "direct")
 
 typedef enum dnn_comm_algo {
 #define DNN_COMM_ALGO_ENUM_(id, name) DNN_COMM_ALGO_##id,
@@ -139,7 +138,9 @@ bool dnn_comm_supports(dnn_comm_op op, dnn_comm_algo algo);
  * DNN_EINVAL for zero ranks, negative or non-finite bytes, an algorithm
  * that does not implement the operation, or a topology field out of range
  * (ranks_per_node, nics_per_node or ps_servers 0; a negative or non-finite
- * alpha, beta, gamma or segment_bytes). One rank or zero bytes cost 0.
+ * segment_bytes, or alpha, beta or gamma of the intra link, or of the inter
+ * link when the ranks span more than one node). One rank or zero bytes
+ * cost 0.
  */
 dnn_status dnn_comm_time(dnn_comm_op op, dnn_comm_algo algo, double bytes,
                          const dnn_comm_topo *topo, dnn_comm_cost *out,

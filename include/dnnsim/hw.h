@@ -75,7 +75,8 @@ typedef struct dnn_cluster {
 /* Profiles                                                                  */
 /* ------------------------------------------------------------------------ */
 
-/* Parameters with every efficiency 1, no overheads and no name. */
+/* Parameters with every efficiency 1, no overheads and no name. Peaks,
+ * bandwidth and capacity are 0: set them before dnn_hw_alloc. */
 dnn_hw_params dnn_hw_default_params(void);
 
 /*
@@ -89,7 +90,8 @@ dnn_status dnn_hw_alloc(const dnn_hw_params *p, dnn_hw **out, dnn_error *err);
 
 /*
  * Loads a profile: a built-in name ("v100-sxm2", see dnn_hw_builtin_list)
- * or a path to a profile INI file. Errors name file, line, section and key:
+ * or a path to a profile INI file (a name with a '/' or ending in ".ini";
+ * format in docs/profiles.md). Errors name file, line, section and key:
  * DNN_EPARSE, DNN_ERANGE, DNN_ENOTFOUND (unknown built-in, with a
  * suggestion), DNN_EIO.
  */
@@ -156,15 +158,23 @@ typedef struct dnn_hw_kernel_row {
   double workspace_bytes; /* convolutions */
 } dnn_hw_kernel_row;
 
-/* Adds a measured time to the profile (copied). DNN_ENOMEM. */
+/*
+ * Adds a measured time to the profile (copied). A row with the same
+ * signature, pass, algorithm, dtype and batch as an earlier one replaces
+ * it. DNN_EINVAL for a row that cannot be stored or saved (empty signature
+ * or one with a comma or control character, batch 0, time not > 0,
+ * negative workspace); DNN_ENOMEM.
+ */
 dnn_status dnn_hw_kernel_add(dnn_hw *hw, const dnn_hw_kernel_row *row,
                              dnn_error *err);
 
 /*
  * Looks up a measured time, interpolating in batch between the nearest
- * measured batch sizes (linearly in time per sample) and extrapolating
- * only proportionally beyond the largest. Returns false when the profile
- * has no row for this signature, pass, algorithm and dtype.
+ * measured batch sizes (linearly in time) and extrapolating only
+ * proportionally beyond the largest or below the smallest:
+ * t(b) = t(b0) * b / b0 with b0 the nearest measured batch. Returns false
+ * when the profile has no row for this signature, pass, algorithm and
+ * dtype.
  */
 bool dnn_hw_kernel_lookup(const dnn_hw *hw, const char *signature,
                           dnn_pass pass, dnn_conv_algo algo, dnn_dtype dtype,

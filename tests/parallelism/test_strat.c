@@ -96,8 +96,8 @@ static void test_no_overlap_composition(void **state) {
   double comm = ring_time(&f, 6, grad);
   assert_close(p.breakdown.comm_s, comm, 1e-12);
   assert_close(p.breakdown.comm_exposed_s, comm, 1e-12);
-  assert_close(p.iteration_s,
-               fwd + bwd + comm + p.breakdown.optimizer_s, 1e-12);
+  assert_close(p.iteration_s, fwd + bwd + comm + p.breakdown.optimizer_s,
+               1e-12);
   assert_true(p.breakdown.optimizer_s > 0);
   assert_close(p.throughput_samples_per_s, 96 / p.iteration_s, 1e-12);
   double t_one = fwd + bwd + p.breakdown.optimizer_s;
@@ -119,14 +119,13 @@ static void test_overlap_bounds(void **state) {
   assert_true(pg.iteration_s <= pf.iteration_s * (1 + 1e-12));
   double compute = pg.breakdown.forward_s + pg.breakdown.backward_s +
                    pg.breakdown.optimizer_s;
-  assert_true(pg.iteration_s >= fmax(compute, pg.breakdown.comm_s) *
-                                    (1 - 1e-12));
+  assert_true(pg.iteration_s >=
+              fmax(compute, pg.breakdown.comm_s) * (1 - 1e-12));
   assert_true(pg.breakdown.comm_exposed_s < pf.breakdown.comm_exposed_s);
   /* Several buckets pay more latency in total than one allreduce. */
   assert_true(pg.breakdown.comm_s > pf.breakdown.comm_s);
   /* One huge bucket: it fills only at the end, so nothing is hidden. */
-  assert_close(ph.breakdown.comm_exposed_s, pf.breakdown.comm_exposed_s,
-               1e-12);
+  assert_close(ph.breakdown.comm_exposed_s, pf.breakdown.comm_exposed_s, 1e-12);
   teardown(&f);
   teardown(&g);
   teardown(&h);
@@ -174,7 +173,7 @@ static void test_memory_by_hand(void **state) {
 static void test_does_not_fit(void **state) {
   (void)state;
   fixture f;
-  setup_with(&f, "model.batch=6000 model.image=224");
+  setup_with(&f, "model.batch=12000 model.image=224");
   dnn_prediction p = predict(&f);
   assert_false(p.fits_in_memory);
   assert_true(p.memory.total_bytes > p.memory.capacity_bytes);
@@ -188,8 +187,8 @@ static void test_more_devices_scale(void **state) {
   for (size_t d = 1; d <= 8; d++) {
     fixture f;
     char buf[128];
-    snprintf(buf, sizeof buf, "cluster.devices_per_node=%zu model.batch=%zu",
-             d, 16 * d);
+    snprintf(buf, sizeof buf, "cluster.devices_per_node=%zu model.batch=%zu", d,
+             16 * d);
     setup_with(&f, buf);
     dnn_prediction p = predict(&f);
     assert_true(p.iteration_s >= last * (1 - 1e-12));

@@ -20,7 +20,7 @@ static void test_shipped_example(void **state) {
                              0, &net, &e),
             &e);
   assert_string_equal(dnn_net_name(net), "tiny-cnn");
-  assert_int_equal(dnn_net_layer_count(net), 13);
+  assert_int_equal(dnn_net_layer_count(net), 12);
   size_t i;
   assert_ok(dnn_net_find(net, "res", &i), &e);
   const dnn_layer *res = dnn_net_layer(net, i);
@@ -67,7 +67,7 @@ static void test_sequence_net(void **state) {
   (void)state;
   dnn_error e;
   dnn_net *net;
-  const char *text = "[layer.tok]\ntype = input\nshape = 97\n"
+  const char *text = "[layer.tok]\ntype = input\ntokens = 97\n"
                      "[layer.emb]\ntype = embedding\nvocab = 8565\ndim = 200\n"
                      "[layer.lstm1]\ntype = lstm\nhidden = 200\n"
                      "return_sequences = true\n"
@@ -104,7 +104,8 @@ static void test_errors(void **state) {
        DNN_EPARSE, "n.ini:6: [layer.b] out_features: expected a"},
       {"[layer.a]\ntype = input\n", DNN_EPARSE,
        "n.ini:1: [layer.a] shape: missing"},
-      {"[layer.a]\nshape = 3\n", DNN_EPARSE, "n.ini:1: [layer.a] type: missing"},
+      {"[layer.a]\nshape = 3\n", DNN_EPARSE,
+       "n.ini:1: [layer.a] type: missing"},
       {"[layer.a]\ntype = input\nshape = 3,8,8\n[layer.b]\ntype = relu\n"
        "input = c\n",
        DNN_EINVAL, "n.ini:6: [layer.b] input: no layer named 'c'"},

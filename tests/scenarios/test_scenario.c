@@ -80,9 +80,9 @@ static void test_load_values(void **state) {
   assert_string_equal(
       dnn_scn_key_origin(&scn, "model", "batch", where, sizeof where),
       "s.ini:4: [model] batch");
-  assert_contains(dnn_scn_key_origin(&scn, "model", "image", where,
-                                     sizeof where),
-                  "(default)");
+  assert_contains(
+      dnn_scn_key_origin(&scn, "model", "image", where, sizeof where),
+      "(default)");
 }
 
 /* Each error names file, line, section, key and what was expected. */
@@ -104,13 +104,12 @@ static void test_errors(void **state) {
       {"[model]\nbatch = 0\n", DNN_ERANGE,
        "s.ini:2: [model] batch: 0 is out of range [1, "},
       {"[model]\nbatch = 12abc\n", DNN_EINVAL, "got '12abc'"},
-      {"[model]\nbatch = 99999999999999999999999\n", DNN_ERANGE,
-       "too large"},
+      {"[model]\nbatch = 99999999999999999999999\n", DNN_ERANGE, "too large"},
       {"[hardware]\nworkspace_MB = fast\n", DNN_EINVAL,
        "s.ini:2: [hardware] workspace_MB: expected a number, got 'fast'"},
       {"[hardware]\nworkspace_MB = 1e999\n", DNN_ERANGE, "not finite"},
-      {"[model]\ndtype = fp61\n", DNN_EINVAL,
-       "expected one of fp32|tf32|fp16|bf16, got 'fp61' (did you mean "
+      {"[model]\ndtype = fp15\n", DNN_EINVAL,
+       "expected one of fp32|tf32|fp16|bf16, got 'fp15' (did you mean "
        "'fp16'?)"},
       {"[parallelism]\noverlap = maybe\n", DNN_EINVAL,
        "[parallelism] overlap: expected true or false"},
@@ -295,8 +294,7 @@ static void test_load_file_errors(void **state) {
 
 static void test_shipped_scenarios_load(void **state) {
   (void)state;
-  const char *files[] = {"scenarios/default.ini",
-                         "scenarios/resnet50-v100.ini",
+  const char *files[] = {"scenarios/default.ini", "scenarios/resnet50-v100.ini",
                          "scenarios/vgg16-a100.ini"};
   for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
     dnn_error e;

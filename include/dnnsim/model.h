@@ -368,8 +368,8 @@ void dnn_layer_cost(const dnn_net *net, size_t i, dnn_pass pass, size_t batch,
  * algorithm that cannot run it (e.g. Winograd on a 5x5 or strided kernel).
  */
 void dnn_conv_algo_cost_get(const dnn_net *net, size_t i, dnn_pass pass,
-                        dnn_conv_algo algo, size_t batch, dnn_dtype dtype,
-                        dnn_conv_algo_cost *out);
+                            dnn_conv_algo algo, size_t batch, dnn_dtype dtype,
+                            dnn_conv_algo_cost *out);
 
 /*
  * Bytes layer `i` keeps alive from the forward to the backward pass, for

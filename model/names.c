@@ -1,0 +1,180 @@
+/*
+ * Names of the model enumerations (dtype, pass, layer kind, operation
+ * class, activation, convolution algorithm) and their parsers.
+ *
+ * Invariant: every table is expanded from the X-macro list in model.h, so
+ * names, enum values and the opclass of each kind never drift apart. A
+ * parse error suggests the nearest valid name (edit distance, core.h) and
+ * otherwise lists the valid names.
+ */
+#include "internal.h"
+
+#include <string.h>
+
+/* ---- Tables ---------------------------------------------------------------
+ */
+
+static const char *const dtype_names[] = {
+#define X_(id, name, bytes) name,
+    DNN_DTYPE_LIST(X_)
+#undef X_
+        NULL};
+
+static const size_t dtype_sizes[] = {
+#define X_(id, name, bytes) bytes,
+    DNN_DTYPE_LIST(X_)
+#undef X_
+};
+
+static const char *const pass_names[] = {"fwd", "bwd_data", "bwd_weights",
+                                         NULL};
+
+static const char *const kind_names[] = {
+#define X_(id, name, cls) name,
+    DNN_LAYER_KIND_LIST(X_)
+#undef X_
+        NULL};
+
+static const dnn_opclass kind_classes[] = {
+#define X_(id, name, cls) DNN_OP_##cls,
+    DNN_LAYER_KIND_LIST(X_)
+#undef X_
+};
+
+static const char *const opclass_names[] = {
+#define X_(id, name) name,
+    DNN_OPCLASS_LIST(X_)
+#undef X_
+        NULL};
+
+static const char *const act_names[] = {
+#define X_(id, name) name,
+    DNN_ACT_LIST(X_)
+#undef X_
+        NULL};
+
+static const char *const algo_names[] = {
+#define X_(id, name) name,
+    DNN_CONV_ALGO_LIST(X_)
+#undef X_
+        NULL};
+
+/* ---- Value -> name --------------------------------------------------------
+ */
+
+const char *dnn_dtype_name(dnn_dtype t) {
+  return (unsigned)t < DNN_DTYPE_COUNT ? dtype_names[t] : "unknown";
+}
+
+size_t dnn_dtype_bytes(dnn_dtype t) {
+  DNN_ASSERT((unsigned)t < DNN_DTYPE_COUNT);
+  return (unsigned)t < DNN_DTYPE_COUNT ? dtype_sizes[t] : 0;
+}
+
+const char *dnn_pass_name(dnn_pass p) {
+  return (unsigned)p < DNN_PASS_COUNT ? pass_names[p] : "unknown";
+}
+
+const char *dnn_layer_kind_name(dnn_layer_kind k) {
+  return (unsigned)k < DNN_LAYER_KIND_COUNT ? kind_names[k] : "unknown";
+}
+
+dnn_opclass dnn_layer_kind_opclass(dnn_layer_kind k) {
+  DNN_ASSERT((unsigned)k < DNN_LAYER_KIND_COUNT);
+  return (unsigned)k < DNN_LAYER_KIND_COUNT ? kind_classes[k] : DNN_OP_COPY;
+}
+
+const char *dnn_opclass_name(dnn_opclass c) {
+  return (unsigned)c < DNN_OPCLASS_COUNT ? opclass_names[c] : "unknown";
+}
+
+const char *dnn_act_name(dnn_act a) {
+  return (unsigned)a < DNN_ACT_COUNT ? act_names[a] : "unknown";
+}
+
+const char *dnn_conv_algo_name(dnn_conv_algo a) {
+  return (unsigned)a < DNN_CONV_ALGO_COUNT ? algo_names[a] : "unknown";
+}
+
+/* ---- Name -> value --------------------------------------------------------
+ */
+
+/*
+ * Index of `name` in the NULL-terminated `names`, or an error that names
+ * what was wanted (`what`) and suggests the nearest name or lists them.
+ */
+static dnn_status lookup(const char *name, const char *const *names,
+                         const char *what, size_t *out, dnn_error *err) {
+  for (size_t i = 0; names[i]; i++) {
+    if (strcmp(names[i], name) == 0) {
+      *out = i;
+      return DNN_OK;
+    }
+  }
+  const char *near = dnn_nearest_name(name, names);
+  if (near)
+    return DNN_FAIL(err, DNN_ENOTFOUND, "unknown %s '%s' (did you mean '%s'?)",
+                    what, name, near);
+  char list[256] = "";
+  size_t len = 0;
+  for (size_t i = 0; names[i] && len < sizeof list; i++) {
+    int n = snprintf(list + len, sizeof list - len, "%s%s", i ? ", " : "",
+                     names[i]);
+    if (n < 0)
+      break;
+    len += (size_t)n;
+  }
+  return DNN_FAIL(err, DNN_ENOTFOUND, "unknown %s '%s' (valid: %s)", what, name,
+                  list);
+}
+
+dnn_status dnn_dtype_parse(const char *name, dnn_dtype *out, dnn_error *err) {
+  size_t i;
+  dnn_status st = lookup(name, dtype_names, "dtype", &i, err);
+  if (st == DNN_OK)
+    *out = (dnn_dtype)i;
+  return st;
+}
+
+dnn_status dnn_pass_parse(const char *name, dnn_pass *out, dnn_error *err) {
+  size_t i;
+  dnn_status st = lookup(name, pass_names, "pass", &i, err);
+  if (st == DNN_OK)
+    *out = (dnn_pass)i;
+  return st;
+}
+
+dnn_status dnn_layer_kind_parse(const char *name, dnn_layer_kind *out,
+                                dnn_error *err) {
+  size_t i;
+  dnn_status st = lookup(name, kind_names, "layer type", &i, err);
+  if (st == DNN_OK)
+    *out = (dnn_layer_kind)i;
+  return st;
+}
+
+dnn_status dnn_opclass_parse(const char *name, dnn_opclass *out,
+                             dnn_error *err) {
+  size_t i;
+  dnn_status st = lookup(name, opclass_names, "operation class", &i, err);
+  if (st == DNN_OK)
+    *out = (dnn_opclass)i;
+  return st;
+}
+
+dnn_status dnn_act_parse(const char *name, dnn_act *out, dnn_error *err) {
+  size_t i;
+  dnn_status st = lookup(name, act_names, "activation", &i, err);
+  if (st == DNN_OK)
+    *out = (dnn_act)i;
+  return st;
+}
+
+dnn_status dnn_conv_algo_parse(const char *name, dnn_conv_algo *out,
+                               dnn_error *err) {
+  size_t i;
+  dnn_status st = lookup(name, algo_names, "convolution algorithm", &i, err);
+  if (st == DNN_OK)
+    *out = (dnn_conv_algo)i;
+  return st;
+}

@@ -357,7 +357,7 @@ dnn_status dnn_net_find(const dnn_net *net, const char *name, size_t *index);
  * `dtype`. Never fails; a pass a layer does not have (bwd_weights of a
  * pooling layer, bwd_data of a layer that needs no input gradient) costs
  * zero. For convolutions this is the direct algorithm; see
- * dnn_conv_algo_cost for the others. Does not allocate.
+ * dnn_conv_algo_cost_get for the others. Does not allocate.
  */
 void dnn_layer_cost(const dnn_net *net, size_t i, dnn_pass pass, size_t batch,
                     dnn_dtype dtype, dnn_cost *out);

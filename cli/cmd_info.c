@@ -151,12 +151,15 @@ static const char *type_name(const dnn_scn_key *k) {
   return "?";
 }
 
-static void key_values(const dnn_scn_key *k, char *buf, size_t n) {
+/* The values a key takes; `sep` joins choices ("\\|" inside Markdown
+ * tables, where a bare '|' would end the cell). */
+static void key_values(const dnn_scn_key *k, const char *sep, char *buf,
+                       size_t n) {
   if (k->type == DNN_SCN_ENUM) {
     size_t used = 0;
     buf[0] = '\0';
     for (size_t i = 0; k->choices[i] && used < n; i++)
-      used += (size_t)snprintf(buf + used, n - used, "%s%s", i ? "|" : "",
+      used += (size_t)snprintf(buf + used, n - used, "%s%s", i ? sep : "",
                                k->choices[i]);
   } else if (k->type == DNN_SCN_INT || k->type == DNN_SCN_FLOAT) {
     snprintf(buf, n, "%g..%g", k->min, k->max);
@@ -183,7 +186,7 @@ int cli_cmd_keys(int argc, char **argv) {
   for (size_t i = 0; i < n; i++) {
     const dnn_scn_key *k = &keys[i];
     char vals[256];
-    key_values(k, vals, sizeof vals);
+    key_values(k, markdown ? "\\|" : "|", vals, sizeof vals);
     if (a) {
       json_array_append_new(a, json_pack("{s:s,s:s,s:s,s:s,s:s,s:s}", "section",
                                          k->section, "key", k->name, "type",

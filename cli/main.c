@@ -17,6 +17,10 @@ static const cli_cmd commands[] = {
     {"links", cli_cmd_links, "list the built-in interconnect links"},
     {"keys", cli_cmd_keys, "list every scenario key with its default"},
     {"errors", cli_cmd_errors, "list the status codes and exit codes"},
+    {"sweep", cli_cmd_sweep,
+     "predict every configuration of --vary lists (CSV, JSON)"},
+    {"plot", cli_cmd_plot,
+     "gnuplot charts of sweeps, validation results and traces"},
 };
 
 static void usage(FILE *fp) {

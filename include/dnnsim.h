@@ -12,5 +12,6 @@
 #include "dnnsim/comm.h"
 #include "dnnsim/scenario.h"
 #include "dnnsim/strat.h"
+#include "dnnsim/plot.h"
 
 #endif /* DNNSIM_H */

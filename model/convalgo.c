@@ -61,11 +61,16 @@ static const wino wino_2x3 = {2, 3, 4, 32, 24, 70};
 static const wino wino_4x3 = {4, 3, 6, 336, 200, 189};
 static const wino wino_2x5 = {2, 5, 6, 336, 80, 407};
 
-static size_t next_pow2(size_t x) {
+/* The smallest power of two >= x, as a double: above 2^63 a size_t
+ * would wrap to 0 and the loop never end. */
+static double next_pow2(size_t x) {
   size_t p = 1;
-  while (p < x)
+  while (p < x) {
+    if (p > SIZE_MAX / 2)
+      return 2.0 * dnn__d(p);
     p <<= 1;
-  return p;
+  }
+  return dnn__d(p);
 }
 
 /* Whether `algo` can compute `pass` of conv layer `l`. */
@@ -147,8 +152,8 @@ void dnn_conv_algo_cost_get(const dnn_net *net, size_t i, dnn_pass pass,
     break;
   }
   case DNN_CONV_FFT: {
-    double fh = dnn__d(next_pow2(l->in.dim[1] + 2 * p->pad_h));
-    double fw = dnn__d(next_pow2(l->in.dim[2] + 2 * p->pad_w));
+    double fh = next_pow2(l->in.dim[1] + 2 * p->pad_h);
+    double fw = next_pow2(l->in.dim[2] + 2 * p->pad_w);
     double n = fh * fw, bins = fh * (floor(fw / 2) + 1);
     /* Transformed tensors: inputs N*C, filters K*C, outputs N*K (the same
      * three, roles swapped, in every pass). */

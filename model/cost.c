@@ -12,7 +12,8 @@
  * MACs); pure data movement (concat, gather) counts one per element moved.
  * Depth counts operation levels: a k-term reduction has depth ceil(log2 k)
  * (REFERENCE §1.1), a dot product one more for the multiplies.
- * docs/models.md §1 and §3 derive every count.
+ * docs/models.md §1 and §3 derive every count; the sequence-model kinds
+ * (attention, NCE, slice) are costed in model/seq.c (§11-§12).
  */
 #include "internal.h"
 
@@ -49,7 +50,7 @@ bool dnn__pass_runs(const dnn_layer *l, dnn_pass pass) {
     return l->needs_input_grad && l->kind != DNN_LAYER_INPUT &&
            l->kind != DNN_LAYER_EMBEDDING;
   case DNN_PASS_BWD_WEIGHTS:
-    return l->params > 0;
+    return dnn__layer_has_weights(l);
   case DNN_PASS_COUNT:
     break;
   }
@@ -70,6 +71,14 @@ double dnn__layer_macs_per_sample(const dnn_layer *l) {
     double H = dnn__d(l->p.lstm.hidden);
     return T * 4 * H * (F + H);
   }
+  case DNN_LAYER_ATTN_SCORES:
+  case DNN_LAYER_ATTN_CONTEXT:
+  case DNN_LAYER_NCE_LOSS: {
+    dnn_cost c = {0};
+    double macs = 0;
+    dnn__seq_cost(l, DNN_PASS_FWD, 1, 1, &c, &macs);
+    return macs;
+  }
   default:
     return 0;
   }
@@ -85,6 +94,8 @@ static double accumulated_elems(const dnn_net *net, const dnn_layer *l) {
   double acc = 0;
   for (size_t k = 0; k < l->n_inputs; k++) {
     const dnn__layer *p = net->layers[l->inputs[k]];
+    if (dnn__seq_disjoint_grad_input(l, k))
+      continue;
     if (p->pub.consumers > 1 && p->last_consumer != l->index &&
         dnn__layer_needs_out_grad(&p->pub))
       acc += elems(&p->pub.out);
@@ -463,6 +474,12 @@ void dnn_layer_cost(const dnn_net *net, size_t i, dnn_pass pass, size_t batch,
   case DNN_LAYER_LSTM:
     lstm_cost(l, pass, N, s, out, &macs);
     break;
+  case DNN_LAYER_ATTN_SCORES:
+  case DNN_LAYER_ATTN_CONTEXT:
+  case DNN_LAYER_NCE_LOSS:
+  case DNN_LAYER_SLICE:
+    dnn__seq_cost(l, pass, N, s, out, &macs);
+    break;
   case DNN_LAYER_INPUT:
   case DNN_LAYER_FLATTEN: /* a view */
   case DNN_LAYER_KIND_COUNT:
@@ -524,6 +541,9 @@ double dnn_layer_activation_bytes(const dnn_net *net, size_t i, size_t batch,
   case DNN_LAYER_LSTM: /* 4 gates + cell state per time step */
     bytes += 5 * N * dnn__d(l->in.dim[0] * l->p.lstm.hidden) * s;
     break;
+  case DNN_LAYER_NCE_LOSS: /* its sigmoids, per row and class */
+    bytes += N * dnn__seq_kept_elems(l) * s;
+    break;
   default:
     break;
   }
@@ -540,6 +560,7 @@ void dnn_net_totals_get(const dnn_net *net, size_t batch, dnn_dtype dtype,
   for (size_t i = 0; i < net->n; i++) {
     const dnn_layer *l = &net->layers[i]->pub;
     out->params += l->params;
+    out->frozen_params += l->frozen_params;
     for (int p = 0; p < DNN_PASS_COUNT; p++) {
       dnn_cost c;
       dnn_layer_cost(net, i, (dnn_pass)p, batch, dtype, &c);

@@ -59,10 +59,16 @@ static inline const dnn__layer *dnn__net_rec(const dnn_net *net, size_t i) {
   return net->layers[i];
 }
 
+/* true when layer `l` has a weight gradient: trainable parameters, or an
+ * fc whose weights are tied to an earlier layer (counted there). */
+static inline bool dnn__layer_has_weights(const dnn_layer *l) {
+  return l->params > 0 || (l->kind == DNN_LAYER_FC && l->p.fc.tied);
+}
+
 /* true when the output gradient of layer `l` is needed: it or some layer
  * before it has parameters. */
 static inline bool dnn__layer_needs_out_grad(const dnn_layer *l) {
-  return l->params > 0 || l->needs_input_grad;
+  return dnn__layer_has_weights(l) || l->needs_input_grad;
 }
 
 /* Bytes per element of a tensor of shape `s`: token ids are int64. */
@@ -74,8 +80,8 @@ static inline double dnn__elem_bytes(const dnn_shape *s, dnn_dtype dtype) {
  * or C*H*W for an image that fc flattens. Rows = elements / width. */
 size_t dnn__last_dim(const dnn_shape *s);
 
-/* Forward multiply-accumulates of a conv2d, fc or lstm layer per sample;
- * 0 for other kinds. */
+/* Forward multiply-accumulates of a conv2d, fc, lstm, attention or
+ * nce_loss layer per sample; 0 for other kinds. */
 double dnn__layer_macs_per_sample(const dnn_layer *l);
 
 /*
@@ -91,6 +97,28 @@ void dnn__conv_direct_cost(const dnn_net *net, const dnn__layer *l,
 /* true when `pass` runs for this layer (forward of a non-input layer,
  * bwd_data when an input needs a gradient, bwd_weights with parameters). */
 bool dnn__pass_runs(const dnn_layer *l, dnn_pass pass);
+
+/* ---- Sequence-model kinds (model/seq.c) ----------------------------------
+ * attn_scores, attn_context, nce_loss and slice: shape inference and
+ * parameters (called by dnn_net_add with the resolved inputs `in` and the
+ * record being built, whose pub.in is already inputs[0]'s shape), costs
+ * (called by dnn_layer_cost; `macs` receives the multiply-accumulates) and
+ * the elements per sample a layer keeps beside its output. */
+dnn_status dnn__seq_infer(const dnn_layer_spec *sp, const dnn__layer *const *in,
+                          dnn__layer *rec, dnn_error *err);
+void dnn__seq_cost(const dnn_layer *l, dnn_pass pass, double batch, double s,
+                   dnn_cost *out, double *macs);
+double dnn__seq_kept_elems(const dnn_layer *l);
+/* true when input k of `l` is the fused QKV tensor of an attention kind:
+ * the attention layers write disjoint slices of its gradient (dQ, dK by
+ * attn_scores, dV by attn_context), so nothing is accumulated. */
+bool dnn__seq_disjoint_grad_input(const dnn_layer *l, size_t k);
+
+/* ---- Sequence-model zoo (model/zoo_seq.c) ----------------------------------
+ * Builds the zoo entry named dnn_net_name(net) (gpt*, bert-large, inst2vec*,
+ * ncc*) into the empty `net`. */
+dnn_status dnn__zoo_seq_build(dnn_net *net, const dnn_zoo_params *zp,
+                              dnn_error *err);
 
 #ifdef __cplusplus
 }

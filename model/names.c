@@ -1,6 +1,7 @@
 /*
  * Names of the model enumerations (dtype, pass, layer kind, operation
- * class, activation, convolution algorithm) and their parsers.
+ * class, activation, convolution algorithm, tensor-parallel role) and their
+ * parsers.
  *
  * Invariant: every table is expanded from the X-macro list in model.h, so
  * names, enum values and the opclass of each kind never drift apart. A
@@ -59,6 +60,12 @@ static const char *const algo_names[] = {
 #undef X_
         NULL};
 
+static const char *const tp_role_names[] = {
+#define X_(id, name) name,
+    DNN_TP_ROLE_LIST(X_)
+#undef X_
+        NULL};
+
 /* ---- Value -> name --------------------------------------------------------
  */
 
@@ -94,6 +101,10 @@ const char *dnn_act_name(dnn_act a) {
 
 const char *dnn_conv_algo_name(dnn_conv_algo a) {
   return (unsigned)a < DNN_CONV_ALGO_COUNT ? algo_names[a] : "unknown";
+}
+
+const char *dnn_tp_role_name(dnn_tp_role r) {
+  return (unsigned)r < DNN_TP_ROLE_COUNT ? tp_role_names[r] : "unknown";
 }
 
 /* ---- Name -> value --------------------------------------------------------
@@ -176,5 +187,14 @@ dnn_status dnn_conv_algo_parse(const char *name, dnn_conv_algo *out,
   dnn_status st = lookup(name, algo_names, "convolution algorithm", &i, err);
   if (st == DNN_OK)
     *out = (dnn_conv_algo)i;
+  return st;
+}
+
+dnn_status dnn_tp_role_parse(const char *name, dnn_tp_role *out,
+                             dnn_error *err) {
+  size_t i;
+  dnn_status st = lookup(name, tp_role_names, "tensor-parallel role", &i, err);
+  if (st == DNN_OK)
+    *out = (dnn_tp_role)i;
   return st;
 }

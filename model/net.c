@@ -12,7 +12,9 @@
  *           last window must start inside the input or its left padding
  *   adaptive_avgpool window i = [floor(i H / o), ceil((i+1) H / o))
  * LSTM parameters use one bias vector per gate (Keras; REFERENCE §6.3):
- * 4 (H (F + H) + H). docs/models.md §1 derives every rule.
+ * 4 (H (F + H) + H). docs/models.md §1 derives every rule. The sequence-
+ * model kinds (attention, NCE, slice) are inferred in model/seq.c
+ * (docs/models.md §11-§12).
  */
 #include "internal.h"
 
@@ -339,6 +341,8 @@ static dnn_status infer_pool(add_ctx *c) {
   if (p.pad_h > p.kernel_h / 2 || p.pad_w > p.kernel_w / 2)
     return LFAIL("padding %zux%zu must be at most half the kernel %zux%zu",
                  p.pad_h, p.pad_w, p.kernel_h, p.kernel_w);
+  if (p.pad_h > (SIZE_MAX - H) / 2 || p.pad_w > (SIZE_MAX - W) / 2)
+    return LFAIL("padding %zux%zu too large", p.pad_h, p.pad_w);
   if (p.kernel_h > H + 2 * p.pad_h || p.kernel_w > W + 2 * p.pad_w)
     return LFAIL("kernel %zux%zu is larger than the padded input %zux%zu",
                  p.kernel_h, p.kernel_w, H + 2 * p.pad_h, W + 2 * p.pad_w);
@@ -348,23 +352,37 @@ static dnn_status infer_pool(add_ctx *c) {
   p.out_h = oh;
   p.out_w = ow;
   c->rec.pub.p.pool = p;
-  c->rec.win_h_sum = oh * p.kernel_h;
-  c->rec.win_w_sum = ow * p.kernel_w;
+  size_t kk;
+  if (!dnn__mul_ok(oh, p.kernel_h, &c->rec.win_h_sum) ||
+      !dnn__mul_ok(ow, p.kernel_w, &c->rec.win_w_sum) ||
+      !dnn__mul_ok(p.kernel_h, p.kernel_w, &kk))
+    return LFAIL("kernel %zux%zu too large", p.kernel_h, p.kernel_w);
   c->rec.win_h_max = p.kernel_h;
   c->rec.win_w_max = p.kernel_w;
   return DNN_OK;
 }
 
 /* Window extents of one adaptive dimension: their sum and maximum. */
-static void adaptive_windows(size_t n, size_t o, size_t *sum, size_t *max) {
-  *sum = 0;
-  *max = 0;
-  for (size_t i = 0; i < o; i++) {
-    size_t lo = i * n / o, hi = dnn__div_ceil((i + 1) * n, o);
-    *sum += hi - lo;
-    if (hi - lo > *max)
-      *max = hi - lo;
+static size_t gcd(size_t a, size_t b) {
+  while (b) {
+    size_t t = a % b;
+    a = b;
+    b = t;
   }
+  return a;
+}
+
+/*
+ * In closed form, since o may be huge (a loop over the windows hung on
+ * output sizes of 2^40): window i has length ceil((r_i + n) / o) with
+ * r_i = i n mod o, and the r_i run over the multiples of g = gcd(n, o)
+ * below o, so the lengths sum to n + o - g (docs/robustness.md) and the
+ * longest is ceil((n + o - g) / o). The caller ensures o (n + 1) fits.
+ */
+static void adaptive_windows(size_t n, size_t o, size_t *sum, size_t *max) {
+  size_t g = gcd(n, o);
+  *sum = n + o - g;
+  *max = dnn__div_ceil(n + o - g, o);
 }
 
 static dnn_status infer_adaptive(add_ctx *c) {
@@ -429,7 +447,8 @@ static dnn_status infer_fc(add_ctx *c) {
   if (!mulz(&params, p->out_features) ||
       !addz(&params, p->bias ? p->out_features : 0))
     return LFAIL("too many parameters");
-  c->rec.pub.params = params;
+  /* Tied weights are counted by the layer that owns them. */
+  c->rec.pub.params = p->tied ? (p->bias ? p->out_features : 0) : params;
   c->rec.pub.p.fc = *p;
   return DNN_OK;
 }
@@ -447,6 +466,9 @@ static dnn_status infer_norm(add_ctx *c) {
                   ? in->dim[0]
                   : in->dim[in->rank - 1];
   c->rec.pub.params = 2 * ch;
+  /* batchnorm also holds its running mean and variance (untrained). */
+  if (sp->kind == DNN_LAYER_BATCHNORM)
+    c->rec.pub.frozen_params = 2 * ch;
   return DNN_OK;
 }
 
@@ -551,7 +573,8 @@ static dnn_status infer_embedding(add_ctx *c) {
   if (!mulz(&params, p->dim) || !mulz(&elems, p->dim))
     return LFAIL("too many parameters");
   c->rec.pub.out = (dnn_shape){.rank = 2, .dim = {in->dim[0], p->dim}};
-  c->rec.pub.params = params;
+  c->rec.pub.params = p->frozen ? 0 : params;
+  c->rec.pub.frozen_params = p->frozen ? params : 0;
   c->rec.pub.p.embedding = *p;
   return DNN_OK;
 }
@@ -589,7 +612,8 @@ static void input_range(dnn_layer_kind k, size_t *lo, size_t *hi) {
   else if (k == DNN_LAYER_ADD || k == DNN_LAYER_CONCAT) {
     *lo = 2;
     *hi = DNN_LAYER_MAX_INPUTS;
-  }
+  } else if (k == DNN_LAYER_ATTN_CONTEXT)
+    *lo = *hi = 2; /* probabilities, QKV */
 }
 
 static dnn_status infer(add_ctx *c) {
@@ -626,6 +650,13 @@ static dnn_status infer(add_ctx *c) {
     return infer_embedding(c);
   case DNN_LAYER_LSTM:
     return infer_lstm(c);
+  case DNN_LAYER_ATTN_SCORES:
+  case DNN_LAYER_ATTN_CONTEXT:
+  case DNN_LAYER_NCE_LOSS:
+  case DNN_LAYER_SLICE: {
+    dnn_status st = need_values(c);
+    return st ? st : dnn__seq_infer(c->sp, c->in, &c->rec, c->err);
+  }
   case DNN_LAYER_KIND_COUNT:
     break;
   }
@@ -644,8 +675,11 @@ static bool reads_input_in_backward(const dnn_layer *l) {
   case DNN_LAYER_LAYERNORM:
   case DNN_LAYER_LSTM:
   case DNN_LAYER_EMBEDDING: /* the ids, for the weight gradient */
-    return l->params > 0;
+  case DNN_LAYER_NCE_LOSS:
+    return dnn__layer_has_weights(l);
   case DNN_LAYER_MAXPOOL:
+  case DNN_LAYER_ATTN_SCORES:  /* Q and K */
+  case DNN_LAYER_ATTN_CONTEXT: /* the probabilities and V */
     return l->needs_input_grad;
   case DNN_LAYER_ACTIVATION:
     return l->p.act.act == DNN_ACT_GELU && l->needs_input_grad;
@@ -664,6 +698,8 @@ dnn_status dnn_net_add(dnn_net *net, const dnn_layer_spec *spec, size_t *index,
     return LFAIL("a layer needs a name");
   if ((unsigned)sp->kind >= DNN_LAYER_KIND_COUNT)
     return LFAIL("unknown layer kind %d", (int)sp->kind);
+  if ((unsigned)sp->tp >= DNN_TP_ROLE_COUNT)
+    return LFAIL("unknown tensor-parallel role %d", (int)sp->tp);
   size_t dup;
   if (dnn_net_find(net, sp->name, &dup) == DNN_OK)
     return LFAIL("duplicate name (layer %zu already has it)", dup);
@@ -703,6 +739,7 @@ dnn_status dnn_net_add(dnn_net *net, const dnn_layer_spec *spec, size_t *index,
   c.rec.pub.kind = sp->kind;
   c.rec.pub.index = net->n;
   c.rec.pub.n_inputs = sp->n_inputs;
+  c.rec.pub.tp = sp->tp;
   c.rec.last_consumer = SIZE_MAX;
   if (sp->n_inputs > 0)
     c.rec.pub.in = c.in[0]->pub.out;
@@ -712,6 +749,14 @@ dnn_status dnn_net_add(dnn_net *net, const dnn_layer_spec *spec, size_t *index,
   dnn_status st = infer(&c);
   if (st)
     return st;
+  /* Costs multiply the output's dimensions in size_t: refuse a shape whose
+   * element count would wrap (the kinds' own checks bound their
+   * parameters, not always their outputs). */
+  size_t out_elems = 1;
+  for (size_t d = 0; d < c.rec.pub.out.rank; d++)
+    if (!mulz(&out_elems, c.rec.pub.out.dim[d]))
+      return LFAIL("output shape too large (over %zu elements per sample)",
+                   (size_t)SIZE_MAX);
 
   /* Allocate everything before touching the network. */
   dnn__layer *rec = dnn__arena_alloc(&net->arena, sizeof *rec);
@@ -829,6 +874,8 @@ void dnn_layer_signature(const dnn_net *net, size_t i, char *buf, size_t n) {
     break;
   case DNN_LAYER_FC:
     put(buf, n, &len, ":o%zu:b%d", l->p.fc.out_features, l->p.fc.bias ? 1 : 0);
+    if (l->p.fc.tied)
+      put(buf, n, &len, ":t1");
     break;
   case DNN_LAYER_ACTIVATION:
     put(buf, n, &len, ":%s", dnn_act_name(l->p.act.act));
@@ -844,6 +891,18 @@ void dnn_layer_signature(const dnn_net *net, size_t i, char *buf, size_t n) {
     break;
   case DNN_LAYER_EMBEDDING:
     put(buf, n, &len, ":v%zu:e%zu", l->p.embedding.vocab, l->p.embedding.dim);
+    if (l->p.embedding.frozen)
+      put(buf, n, &len, ":f1");
+    break;
+  case DNN_LAYER_ATTN_SCORES:
+  case DNN_LAYER_ATTN_CONTEXT:
+    put(buf, n, &len, ":a%zu", l->p.attn.heads);
+    break;
+  case DNN_LAYER_NCE_LOSS:
+    put(buf, n, &len, ":v%zu:k%zu", l->p.nce.vocab, l->p.nce.negatives);
+    break;
+  case DNN_LAYER_SLICE:
+    put(buf, n, &len, ":s%zu:l%zu", l->p.slice.start, l->p.slice.length);
     break;
   case DNN_LAYER_LSTM:
     put(buf, n, &len, ":h%zu:r%d", l->p.lstm.hidden,

@@ -16,7 +16,9 @@
  * for AlexNet and VGG ("conv1", "fc6"), which the µ-cuDNN benchmarks use.
  *
  * Adding a network means one builder and one line of ZOO_LIST; sequence
- * models read the sequence fields of dnn_zoo_params.
+ * models read the sequence fields of dnn_zoo_params. The transformers
+ * (gpt, bert-large) and the NCC / inst2vec networks are built by
+ * model/zoo_seq.c through build_seq (docs/models.md §11-§12).
  */
 #include "internal.h"
 
@@ -245,6 +247,12 @@ static void build_resnet(zb *b, const dnn_zoo_params *zp,
   simple(b, DNN_LAYER_SOFTMAX_XENT, "loss");
 }
 
+/* ---- Sequence models (model/zoo_seq.c picks the entry by the net's name) */
+
+static void build_seq(zb *b, const dnn_zoo_params *zp) {
+  b->st = dnn__zoo_seq_build(b->net, zp, b->err);
+}
+
 static const resnet_cfg rn18 = {false, {2, 2, 2, 2}};
 static const resnet_cfg rn34 = {false, {3, 4, 6, 3}};
 static const resnet_cfg rn50 = {true, {3, 4, 6, 3}};
@@ -284,7 +292,51 @@ static void build_resnet152(zb *b, const dnn_zoo_params *zp) {
   X("resnet101", "ResNet-101 v1.5 (torchvision), 44.5 M parameters",           \
     build_resnet101, true)                                                     \
   X("resnet152", "ResNet-152 v1.5 (torchvision), 60.2 M parameters",           \
-    build_resnet152, true)
+    build_resnet152, true)                                                     \
+  X("gpt",                                                                     \
+    "GPT, pre-LN (layers, hidden, heads, seq, vocab, ffn_hidden); default "    \
+    "12 x 768, 12 heads, seq 1024, vocab 51200: 125.2 M parameters",           \
+    build_seq, false)                                                          \
+  X("gpt-1.7b", "GPT 24 x 2304, 24 heads (Narayanan SC'21), 1.65 B",           \
+    build_seq, false)                                                          \
+  X("gpt-3.6b", "GPT 30 x 3072, 32 heads (Narayanan SC'21), 3.56 B",           \
+    build_seq, false)                                                          \
+  X("gpt-7.5b", "GPT 36 x 4096, 32 heads (Narayanan SC'21), 7.47 B",           \
+    build_seq, false)                                                          \
+  X("gpt-18b", "GPT 40 x 6144, 48 heads (Narayanan SC'21), 18.4 B", build_seq, \
+    false)                                                                     \
+  X("gpt-39b", "GPT 48 x 8192, 64 heads (Narayanan SC'21), 39.1 B", build_seq, \
+    false)                                                                     \
+  X("gpt-76b", "GPT 60 x 10240, 80 heads (Narayanan SC'21), 76.1 B",           \
+    build_seq, false)                                                          \
+  X("gpt-145b", "GPT 80 x 12288, 96 heads (Narayanan SC'21), 145.6 B",         \
+    build_seq, false)                                                          \
+  X("gpt-175b", "GPT-3 96 x 12288, 96 heads, seq 2048, 174.6 B", build_seq,    \
+    false)                                                                     \
+  X("gpt-310b", "GPT 96 x 16384, 128 heads (Narayanan SC'21), 310.1 B",        \
+    build_seq, false)                                                          \
+  X("gpt-530b", "GPT 105 x 20480, 128 heads (Narayanan SC'21), 529.6 B",       \
+    build_seq, false)                                                          \
+  X("gpt-1t", "GPT 128 x 25600, 160 heads (Narayanan SC'21), 1008.0 B",        \
+    build_seq, false)                                                          \
+  X("bert-large",                                                              \
+    "BERT-large pre-training (24 x 1024, 16 heads, seq 512, MLM + NSP), "      \
+    "336.2 M parameters",                                                      \
+    build_seq, false)                                                          \
+  X("inst2vec",                                                                \
+    "inst2vec skip-gram (NCC), vocab 8565, dim 200, full softmax, 3.43 M "     \
+    "parameters",                                                              \
+    build_seq, false)                                                          \
+  X("inst2vec-nce", "inst2vec skip-gram with NCE, 60 negatives", build_seq,    \
+    false)                                                                     \
+  X("ncc",                                                                     \
+    "NCC classifyapp: frozen inst2vec, 2 x LSTM(200), BN, dense 32, 104 "      \
+    "classes; 651,864 trainable parameters",                                   \
+    build_seq, false)                                                          \
+  X("ncc-devmap",                                                              \
+    "NCC device mapping: 2 x LSTM(200) + 2 auxiliary inputs, 2 heads; "        \
+    "648,968 trainable parameters",                                            \
+    build_seq, false)
 
 typedef void (*zoo_builder)(zb *b, const dnn_zoo_params *zp);
 

@@ -40,12 +40,15 @@ typedef struct net_ctx {
   bool in_network_section;
 } net_ctx;
 
+/* clang-format off */
 static const char *const layer_keys[] = {
     "type",   "input",  "shape",     "tokens",       "out_channels",
     "kernel", "stride", "padding",   "dilation",     "groups",
     "bias",   "output", "ceil_mode", "out_features", "act",
     "p",      "vocab",  "dim",       "hidden",       "return_sequences",
-    "axis",   NULL};
+    "axis",   "heads",  "negatives", "frozen",       "tied",
+    "tp",     "start",  "length",    NULL};
+/* clang-format on */
 
 static dnn_status on_pair(void *user, const char *section, const char *key,
                           const char *value, int line, dnn_error *err) {
@@ -83,6 +86,7 @@ static dnn_status on_pair(void *user, const char *section, const char *key,
     snprintf(c->net_name, sizeof c->net_name, "%s", value);
     return DNN_OK;
   }
+  DNN_ASSERT(c->n > 0); /* ini.c reports a header before its first pair */
   raw_layer *l = &c->layers[c->n - 1];
   bool known = false;
   for (size_t i = 0; layer_keys[i]; i++)
@@ -231,6 +235,23 @@ static dnn_status apply(dnn_layer_spec *sp, const char *key, const char *v,
   }
   if (strcmp(key, "axis") == 0 && k == DNN_LAYER_CONCAT)
     return dnn__parse_size(v, &sp->p.concat.axis, err);
+  if (strcmp(key, "tp") == 0)
+    return dnn_tp_role_parse(v, &sp->tp, err);
+  if (strcmp(key, "heads") == 0 &&
+      (k == DNN_LAYER_ATTN_SCORES || k == DNN_LAYER_ATTN_CONTEXT))
+    return dnn__parse_size(v, &sp->p.attn.heads, err);
+  if (strcmp(key, "vocab") == 0 && k == DNN_LAYER_NCE_LOSS)
+    return dnn__parse_size(v, &sp->p.nce.vocab, err);
+  if (strcmp(key, "negatives") == 0 && k == DNN_LAYER_NCE_LOSS)
+    return dnn__parse_size(v, &sp->p.nce.negatives, err);
+  if (strcmp(key, "start") == 0 && k == DNN_LAYER_SLICE)
+    return dnn__parse_size(v, &sp->p.slice.start, err);
+  if (strcmp(key, "length") == 0 && k == DNN_LAYER_SLICE)
+    return dnn__parse_size(v, &sp->p.slice.length, err);
+  if (strcmp(key, "frozen") == 0 && k == DNN_LAYER_EMBEDDING)
+    return dnn__parse_bool(v, &sp->p.embedding.frozen, err);
+  if (strcmp(key, "tied") == 0 && k == DNN_LAYER_FC)
+    return dnn__parse_bool(v, &sp->p.fc.tied, err);
   return DNN_FAIL(err, DNN_EPARSE, "not a key of a %s layer",
                   dnn_layer_kind_name(k));
 }

@@ -78,7 +78,11 @@ typedef enum dnn_pass {
   X(SOFTMAX, "softmax", SOFTMAX)                                               \
   X(SOFTMAX_XENT, "softmax_xent", SOFTMAX)                                     \
   X(EMBEDDING, "embedding", EMBED)                                             \
-  X(LSTM, "lstm", RNN)
+  X(LSTM, "lstm", RNN)                                                         \
+  X(ATTN_SCORES, "attn_scores", GEMM)                                          \
+  X(ATTN_CONTEXT, "attn_context", GEMM)                                        \
+  X(NCE_LOSS, "nce_loss", GEMM)                                                \
+  X(SLICE, "slice", COPY)
 
 typedef enum dnn_layer_kind {
 #define DNN_LAYER_KIND_ENUM_(id, name, cls) DNN_LAYER_##id,
@@ -125,6 +129,32 @@ typedef enum dnn_act {
 } dnn_act;
 
 /*
+ * Tensor-parallel role of a layer: how a t-way tensor-parallel split
+ * (Megatron-LM, Shoeybi et al. 2019; Narayanan et al. SC'21) divides it.
+ * NONE: replicated on every rank (layer norms, residual adds, the dropouts
+ * after a row-parallel fc; and every CNN layer, whose channel splits the
+ * parallelism module decides). COLUMN: output features split t ways (QKV
+ * and fc1, and the elementwise layers between a COLUMN and a ROW fc, whose
+ * last dimension is already split, e.g. GELU). ROW: input features split,
+ * partial outputs summed by an allreduce after the layer (attention output
+ * projection, fc2, the vocabulary-parallel embedding). HEADS: attention
+ * heads split (scores, softmax, attention dropout, context). docs/models.md
+ * §11 lists the role of every transformer layer.
+ */
+#define DNN_TP_ROLE_LIST(X)                                                    \
+  X(NONE, "none")                                                              \
+  X(COLUMN, "column")                                                          \
+  X(ROW, "row")                                                                \
+  X(HEADS, "heads")
+
+typedef enum dnn_tp_role {
+#define DNN_TP_ROLE_ENUM_(id, name) DNN_TP_##id,
+  DNN_TP_ROLE_LIST(DNN_TP_ROLE_ENUM_)
+#undef DNN_TP_ROLE_ENUM_
+      DNN_TP_ROLE_COUNT
+} dnn_tp_role;
+
+/*
  * Convolution algorithms, after cuDNN's forward algorithms (REFERENCE.md
  * §1.3): identifier, name, and whether it needs workspace.
  */
@@ -154,6 +184,7 @@ dnn_opclass dnn_layer_kind_opclass(dnn_layer_kind k);
 const char *dnn_opclass_name(dnn_opclass c);
 const char *dnn_act_name(dnn_act a);
 const char *dnn_conv_algo_name(dnn_conv_algo a);
+const char *dnn_tp_role_name(dnn_tp_role r); /* "none", "column", ... */
 
 /*
  * Name -> value lookups. DNN_ENOTFOUND when the name is unknown (the error
@@ -167,6 +198,8 @@ dnn_status dnn_conv_algo_parse(const char *name, dnn_conv_algo *out,
                                dnn_error *err);
 dnn_status dnn_pass_parse(const char *name, dnn_pass *out, dnn_error *err);
 dnn_status dnn_opclass_parse(const char *name, dnn_opclass *out,
+                             dnn_error *err);
+dnn_status dnn_tp_role_parse(const char *name, dnn_tp_role *out,
                              dnn_error *err);
 
 /* ------------------------------------------------------------------------ */
@@ -214,6 +247,9 @@ typedef struct dnn_pool_params {
 typedef struct dnn_fc_params {
   size_t out_features;
   bool bias;
+  bool tied; /* weights shared with an earlier layer (an LM head tied to the
+                token embedding): not counted here, but bwd_weights runs and
+                adds into the shared gradient; the bias is its own */
 } dnn_fc_params;
 
 typedef struct dnn_act_params {
@@ -227,6 +263,8 @@ typedef struct dnn_dropout_params {
 typedef struct dnn_embedding_params {
   size_t vocab; /* rows of the table */
   size_t dim;   /* columns (embedding width) */
+  bool frozen;  /* not trained: the table counts in frozen_params, no
+                   gradient, no optimizer state (NCC's inst2vec lookup) */
 } dnn_embedding_params;
 
 typedef struct dnn_lstm_params {
@@ -237,6 +275,32 @@ typedef struct dnn_lstm_params {
 typedef struct dnn_concat_params {
   size_t axis; /* per-sample axis; 0 = channels for images */
 } dnn_concat_params;
+
+/*
+ * Attention batched matmuls (attn_scores, attn_context). Per sample the
+ * fused QKV tensor is (s, 3h) and the scores are stored as (heads * s, s):
+ * rows are (head, query) pairs, the last dimension the keys, so softmax and
+ * dropout act on it as on any sequence. Scores are full s x s even for a
+ * causal model (Megatron-LM masks inside its fused softmax).
+ */
+typedef struct dnn_attn_params {
+  size_t heads; /* attention heads a; divides the hidden size h */
+} dnn_attn_params;
+
+/* Noise-contrastive estimation loss (TensorFlow's nce_loss) over a
+ * vocabulary: the true class and `negatives` classes sampled once per
+ * batch, shared by all rows. */
+typedef struct dnn_nce_params {
+  size_t vocab;     /* classes (rows of the output weight table) */
+  size_t negatives; /* sampled classes per batch, 1..vocab */
+} dnn_nce_params;
+
+/* Positions [start, start + length) of a sequence (T, F): BERT's [CLS]
+ * token for the pooler or its gathered masked positions. */
+typedef struct dnn_slice_params {
+  size_t start;
+  size_t length; /* >= 1 */
+} dnn_slice_params;
 
 /*
  * What a caller passes to dnn_net_add. `inputs` name producer layers that
@@ -257,7 +321,11 @@ typedef struct dnn_layer_spec {
     dnn_embedding_params embedding;
     dnn_lstm_params lstm;
     dnn_concat_params concat;
+    dnn_attn_params attn;
+    dnn_nce_params nce;
+    dnn_slice_params slice;
   } p;
+  dnn_tp_role tp; /* tensor-parallel role (default NONE) */
 } dnn_layer_spec;
 
 /* A built layer, read through dnn_net_layer (borrowed, read-only). */
@@ -282,7 +350,13 @@ typedef struct dnn_layer {
     dnn_embedding_params embedding;
     dnn_lstm_params lstm;
     dnn_concat_params concat;
+    dnn_attn_params attn;
+    dnn_nce_params nce;
+    dnn_slice_params slice;
   } p;
+  size_t frozen_params; /* parameters held but not trained: batchnorm
+                           running mean and variance, a frozen embedding */
+  dnn_tp_role tp;       /* tensor-parallel role, from the spec */
 } dnn_layer;
 
 /*
@@ -315,6 +389,7 @@ typedef struct dnn_net_totals {
   double activation_bytes;           /* kept for backward */
   double bytes[DNN_PASS_COUNT];      /* read + written, per pass */
   double max_layer_activation_bytes; /* largest single output */
+  size_t frozen_params;              /* held, not trained (see dnn_layer) */
 } dnn_net_totals;
 
 /* ------------------------------------------------------------------------ */
@@ -335,8 +410,10 @@ dnn_layer_spec dnn_layer_default_spec(dnn_layer_kind kind);
  * Errors (with the layer name in the message): DNN_EINVAL for a duplicate
  * name, an unknown input, a wrong number of inputs or inconsistent shapes
  * (e.g. a kernel larger than its padded input, channels not divisible by
- * groups, concat/add shape mismatch); DNN_ENOMEM. On error the network is
- * unchanged. `index` (may be NULL) receives the new layer's index.
+ * groups, concat/add shape mismatch, heads not dividing the hidden size, a
+ * slice outside its sequence) or an unknown tensor-parallel role;
+ * DNN_ENOMEM. On error the network is unchanged. `index` (may be NULL)
+ * receives the new layer's index.
  */
 dnn_status dnn_net_add(dnn_net *net, const dnn_layer_spec *spec, size_t *index,
                        dnn_error *err);
@@ -389,6 +466,31 @@ void dnn_net_totals_get(const dnn_net *net, size_t batch, dnn_dtype dtype,
  */
 void dnn_layer_signature(const dnn_net *net, size_t i, char *buf, size_t n);
 
+/*
+ * Expected number of distinct rows among `draws` independent uniform draws
+ * from a table of `vocab` rows: V (1 - (1 - 1/V)^n). The uniform draw
+ * maximises the expectation over all row distributions (it is
+ * Schur-concave), so for skewed real token frequencies it is an upper
+ * bound. 0 for draws <= 0 or vocab == 0.
+ */
+double dnn_expected_distinct_rows(size_t vocab, double draws);
+
+/*
+ * Row-sparse weight gradient of layer `i` for a batch: the expected
+ * distinct table rows the batch's gradient touches (uniform ids, see
+ * dnn_expected_distinct_rows), and in *row_elems the elements per row.
+ *   embedding: N*T draws, row = dim. When the network has a tied fc (an LM
+ *              head of out_features == vocab reading width dim) the shared
+ *              gradient is dense: all vocab rows.
+ *   nce_loss:  the `negatives` sampled rows plus N*R uniform true labels,
+ *              k + (V - k)(1 - (1 - 1/V)^(N R)); row = width + 1 (bias).
+ * 0 rows and *row_elems 0 for every other kind and for a frozen embedding
+ * (their gradients are dense or absent). A data-parallel strategy compares
+ * allgather of rows * row_elems values with an allreduce of the table.
+ */
+double dnn_layer_grad_rows(const dnn_net *net, size_t i, size_t batch,
+                           size_t *row_elems);
+
 /* ------------------------------------------------------------------------ */
 /* The built-in zoo                                                          */
 /* ------------------------------------------------------------------------ */
@@ -397,7 +499,11 @@ void dnn_layer_signature(const dnn_net *net, size_t i, char *buf, size_t n);
 typedef struct dnn_zoo_params {
   size_t image;   /* input height = width, pixels (CNNs) */
   size_t classes; /* output classes */
-  /* Sequence models (NCC / inst2vec, transformers). */
+  /* Sequence models (NCC / inst2vec, transformers): a zero field means
+   * the entry's default (docs/models.md §11-§12); a non-zero one overrides
+   * it, also for the named sizes (gpt-175b with layers = 2 has 2 layers).
+   * ncc reads classes too, but takes 104 (POJ-104) while classes is left
+   * at dnn_zoo_default_params()'s 1000. */
   size_t seq_len;
   size_t vocab;
   size_t embed_dim;
@@ -405,6 +511,7 @@ typedef struct dnn_zoo_params {
   size_t layers;
   size_t heads;
   size_t ffn_hidden;
+  size_t negatives; /* inst2vec: NCE negatives (0: the entry's default) */
 } dnn_zoo_params;
 
 /* Defaults: 224x224 images, 1000 classes, sequence fields zero (each
@@ -423,7 +530,8 @@ const dnn_zoo_entry *dnn_zoo_list(size_t *count);
 /*
  * Builds zoo network `name`. DNN_ENOTFOUND for an unknown name (with a
  * suggestion); DNN_EINVAL when the parameters make an invalid network
- * (e.g. an image too small for the network's pooling).
+ * (e.g. an image too small for the network's pooling, attention heads that
+ * do not divide the hidden size).
  */
 dnn_status dnn_zoo_build(const char *name, const dnn_zoo_params *params,
                          dnn_net **out, dnn_error *err);

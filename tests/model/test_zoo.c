@@ -183,8 +183,10 @@ static void test_list(void **state) {
   (void)state;
   size_t n = 0;
   const dnn_zoo_entry *z = dnn_zoo_list(&n);
-  assert_int_equal(n, 7);
-  for (size_t i = 0; i < n; i++) {
+  assert_int_equal(n, 24);
+  /* The CNNs; the sequence models (entries 7 on) are tested in
+   * test_transformer.c and test_ncc.c. */
+  for (size_t i = 0; i < 7; i++) {
     assert_true(strlen(z[i].name) > 0);
     assert_true(strlen(z[i].description) > 10);
     dnn_net *net = build(z[i].name, 64, 7);

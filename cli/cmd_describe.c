@@ -3,6 +3,8 @@
  * FLOPs and activation memory, and (with --profile) each layer's predicted
  * time and chosen convolution algorithm.
  */
+#include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -17,7 +19,8 @@ static void help(void) {
       "Options:\n"
       "  --batch N                 samples (default 1)\n"
       "  --image S                 input image side in pixels (default 224)\n"
-      "  --classes K               output classes of zoo networks (1000)\n"
+      "  --classes K               output classes of zoo networks (default:\n"
+      "                            the entry's own, 1000 for ImageNet)\n"
       "  --dtype fp32|tf32|fp16|bf16   element type (default fp32)\n"
       "  --profile P               add predicted per-layer times on\n"
       "                            hardware profile P (name or file)\n"
@@ -34,8 +37,12 @@ static void shape_str(const dnn_shape *s, size_t batch, char *buf, size_t n) {
 
 static bool parse_num(const char *s, size_t *out) {
   char *end;
+  if (s[0] < '0' || s[0] > '9') /* strtoull would negate "-5" */
+    return false;
+  errno = 0;
   unsigned long long v = strtoull(s, &end, 10);
-  if (end == s || *end != '\0' || v == 0)
+  if (end == s || *end != '\0' || v == 0 || errno == ERANGE ||
+      v > (unsigned long long)SIZE_MAX)
     return false;
   *out = (size_t)v;
   return true;
@@ -43,7 +50,7 @@ static bool parse_num(const char *s, size_t *out) {
 
 int cli_cmd_describe(int argc, char **argv) {
   const char *netname = NULL, *profile = NULL;
-  size_t batch = 1, image = 224, classes = 1000;
+  size_t batch = 1, image = 224, classes = 0;
   double ws_MB = 64;
   dnn_dtype dtype = DNN_DTYPE_FP32;
   cli_format fmt = CLI_FORMAT_TABLE;
@@ -75,7 +82,11 @@ int cli_cmd_describe(int argc, char **argv) {
       profile = v;
       i++;
     } else if (strcmp(a, "--workspace-MB") == 0 && v) {
-      ws_MB = atof(v);
+      char *end;
+      ws_MB = strtod(v, &end);
+      if (end == v || *end != '\0' || !(ws_MB >= 0 && ws_MB <= 1e9))
+        return cli_usage_error("describe", "--workspace-MB needs a number "
+                                           "in [0, 1e9]");
       i++;
     } else if ((strcmp(a, "--format") == 0 || strcmp(a, "-f") == 0) && v) {
       if (!cli_parse_format(v, &fmt))
@@ -106,7 +117,8 @@ int cli_cmd_describe(int argc, char **argv) {
   } else {
     dnn_zoo_params zp = dnn_zoo_default_params();
     zp.image = image;
-    zp.classes = classes;
+    if (classes)
+      zp.classes = classes;
     st = dnn_zoo_build(netname, &zp, &net, &err);
   }
   if (st == DNN_OK && profile)

@@ -278,6 +278,9 @@ static void build_resnet152(zb *b, const dnn_zoo_params *zp) {
 /* ---- The table ----------------------------------------------------------- */
 
 /* name, description, builder, needs an image */
+/* ImageNet-1k, the classes of every CNN in the zoo unless asked otherwise. */
+#define ZOO_IMAGENET_CLASSES 1000
+
 #define ZOO_LIST(X)                                                            \
   X("alexnet", "AlexNet (torchvision), 61.1 M parameters", build_alexnet,      \
     true)                                                                      \
@@ -373,7 +376,7 @@ dnn_zoo_params dnn_zoo_default_params(void) {
   dnn_zoo_params zp;
   memset(&zp, 0, sizeof zp);
   zp.image = 224;
-  zp.classes = 1000;
+  zp.classes = 0; /* the entry's own: 1000 (ImageNet) for CNNs, 104 for ncc */
   return zp;
 }
 
@@ -389,8 +392,9 @@ dnn_status dnn_zoo_build(const char *name, const dnn_zoo_params *params,
                     near ? " (did you mean '" : "", near ? near : "",
                     near ? "'?)" : "; `dnnsim zoo` lists them");
   }
-  if (params->classes == 0)
-    return DNN_FAIL(err, DNN_EINVAL, "%s: classes must be >= 1", name);
+  dnn_zoo_params zp = *params;
+  if (zp.classes == 0 && zoo_image[k])
+    zp.classes = ZOO_IMAGENET_CLASSES;
   if (zoo_image[k] && params->image == 0)
     return DNN_FAIL(err, DNN_EINVAL, "%s: image size must be >= 1", name);
 
@@ -400,7 +404,7 @@ dnn_status dnn_zoo_build(const char *name, const dnn_zoo_params *params,
   b.st = dnn_net_alloc(name, &b.net, err);
   if (b.st)
     return b.st;
-  zoo_builders[k](&b, params);
+  zoo_builders[k](&b, &zp);
   if (b.st) {
     if (b.st == DNN_EINVAL && zoo_image[k])
       dnn_error_prefix(err, "%s: image %zux%zu is too small", name,

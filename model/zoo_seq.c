@@ -358,9 +358,7 @@ static void ncc_trunk(sb *b, const dnn_zoo_params *zp) {
 }
 
 static dnn_status ncc(sb *b, const dnn_zoo_params *zp) {
-  size_t classes = zp->classes;
-  if (classes == dnn_zoo_default_params().classes)
-    classes = NCC_CLASSES; /* left at the generic default */
+  size_t classes = zp->classes ? zp->classes : NCC_CLASSES;
   ncc_trunk(b, zp);
   simple(b, DNN_LAYER_BATCHNORM, "bn", DNN_TP_NONE);
   fc(b, "dense", NCC_DENSE, true, false, DNN_TP_NONE);

@@ -61,6 +61,26 @@ static bool looks_like_path(const char *v) {
                                               strcmp(v + n - 4, ".csv") == 0));
 }
 
+/*
+ * Why text value `v` would not read back unchanged from the "key = v" line
+ * dnn_scn_write writes, or NULL when it would: inih trims blanks at both
+ * ends and cuts an inline comment (a ';' after a blank, which the blank
+ * after '=' makes of a leading ';').
+ */
+static const char *unwritable(const char *v) {
+  size_t n = strlen(v);
+  for (size_t i = 0; i < n; i++) {
+    unsigned char c = (unsigned char)v[i];
+    if (c < 0x20 || c == 0x7f)
+      return "contains a control character";
+    if (c == ';' && (i == 0 || v[i - 1] == ' '))
+      return "contains a ';' at its start or after a blank (an INI comment)";
+  }
+  if (n > 0 && (v[0] == ' ' || v[n - 1] == ' '))
+    return "starts or ends with a blank";
+  return NULL;
+}
+
 /* Parses `value` into the key's field. Messages carry no position. */
 static dnn_status set_field(dnn_scenario *scn, const dnn_scn_key *k,
                             const char *value, dnn_error *err) {
@@ -103,6 +123,9 @@ static dnn_status set_field(dnn_scenario *scn, const dnn_scn_key *k,
   }
   case DNN_SCN_STRING:
   case DNN_SCN_PATH: {
+    const char *why = unwritable(value);
+    if (why)
+      return DNN_FAIL(err, DNN_EINVAL, "value '%s' %s", value, why);
     char buf[DNN_SCN_PATH_MAX];
     if (k->type == DNN_SCN_PATH && looks_like_path(value))
       dnn__path_join(scn->dir, value, buf, sizeof buf);
@@ -117,6 +140,9 @@ static dnn_status set_field(dnn_scenario *scn, const dnn_scn_key *k,
     return DNN_OK;
   }
   case DNN_SCN_CUSTOM:
+    if (unwritable(value))
+      return DNN_FAIL(err, DNN_EINVAL, "value '%s' %s", value,
+                      unwritable(value));
     if (strlen(value) >= k->size)
       return DNN_FAIL(err, DNN_ERANGE,
                       "value is too long (at most %zu "
@@ -208,6 +234,9 @@ static dnn_status on_pair(void *user, const char *section, const char *key,
                           const char *value, int line, dnn_error *err) {
   load_ctx *c = user;
   if (!section_known(section)) {
+    if (section[0] == '\0' && key == NULL)
+      return DNN__INI_FAIL(err, DNN_EPARSE, c->name, line, NULL, NULL,
+                           "empty section name []");
     if (section[0] == '\0')
       return DNN__INI_FAIL(err, DNN_EPARSE, c->name, line, NULL, NULL,
                            "'%s' appears before any [section] header", key);
@@ -369,6 +398,20 @@ dnn_status dnn_scn_write(const dnn_scenario *scn, FILE *fp, bool all,
   dnn_scn_init(def);
   size_t n;
   const dnn_scn_key *keys = dnn_scn_keys(&n);
+  /* Every line must fit inih's line buffer, or the text would not load
+   * back: check them all before writing any. */
+  for (size_t i = 0; i < n; i++) {
+    char v[DNN_SCN_PATH_MAX];
+    dnn_scn_get_value(scn, keys[i].section, keys[i].name, v, sizeof v);
+    size_t len = strlen(keys[i].name) + 3 + strlen(v);
+    if (len > dnn__ini_max_line()) {
+      dnn_free(def);
+      return DNN_FAIL(err, DNN_ERANGE,
+                      "[%s] %s: value too long to write on one INI line "
+                      "(%zu characters; at most %zu)",
+                      keys[i].section, keys[i].name, len, dnn__ini_max_line());
+    }
+  }
   const char *last = NULL;
   for (size_t i = 0; i < n; i++) {
     char v[DNN_SCN_PATH_MAX], d[DNN_SCN_PATH_MAX];
@@ -528,8 +571,58 @@ size_t dnn_scn_data_degree(const dnn_scenario *scn) {
 
 #define ORIGIN(sec, key) dnn_scn_key_origin(scn, sec, key, where, sizeof where)
 
+/* Smallest nonzero bandwidth override, GB/s (as a profile's bandwidth,
+ * hw.c MIN_RATE): below it a collective's time overflows. */
+#define MIN_BANDWIDTH_GBPS 1e-6
+
+/* Every numeric and enumerated field within its key's range: fields can be
+ * set directly, bypassing the key table's checks. */
+static dnn_status check_ranges(const dnn_scenario *scn, dnn_error *err) {
+  char where[DNN_SCN_PATH_MAX + 64];
+  size_t n;
+  const dnn_scn_key *keys = dnn_scn_keys(&n);
+  for (size_t i = 0; i < n; i++) {
+    const dnn_scn_key *k = &keys[i];
+    const void *field = field_cptr(scn, k);
+    double v;
+    if (k->type == DNN_SCN_INT) {
+      v = (double)load_uint(field, k->size);
+    } else if (k->type == DNN_SCN_FLOAT) {
+      memcpy(&v, field, sizeof v);
+    } else if (k->type == DNN_SCN_ENUM) {
+      int e, count = 0;
+      memcpy(&e, field, sizeof e);
+      while (k->choices[count])
+        count++;
+      if (e < 0 || e >= count)
+        return DNN_FAIL(err, DNN_ERANGE, "%s: %d is not one of its %d choices",
+                        ORIGIN(k->section, k->name), e, count);
+      continue;
+    } else {
+      continue;
+    }
+    if (!(v >= k->min && v <= k->max))
+      return DNN_FAIL(err, DNN_ERANGE,
+                      "%s: %.15g is out of range [%.15g, %.15g]",
+                      ORIGIN(k->section, k->name), v, k->min, k->max);
+  }
+  static const char *const bw[] = {"intra_bandwidth_GBps",
+                                   "inter_bandwidth_GBps"};
+  double bwv[] = {scn->cluster.intra_bandwidth_GBps,
+                  scn->cluster.inter_bandwidth_GBps};
+  for (size_t i = 0; i < 2; i++)
+    if (bwv[i] > 0 && bwv[i] < MIN_BANDWIDTH_GBPS)
+      return DNN_FAIL(err, DNN_ERANGE,
+                      "%s: %g GB/s is below %g GB/s (0 takes the link's)",
+                      ORIGIN("cluster", bw[i]), bwv[i], MIN_BANDWIDTH_GBPS);
+  return DNN_OK;
+}
+
 dnn_status dnn_scn_validate(const dnn_scenario *scn, dnn_error *err) {
   char where[DNN_SCN_PATH_MAX + 64];
+  dnn_status st = check_ranges(scn, err);
+  if (st)
+    return st;
   if ((scn->model.name[0] == '\0') == (scn->model.file[0] == '\0'))
     return DNN_FAIL(err, DNN_EINVAL,
                     "%s: give exactly one of [model] name "
@@ -604,13 +697,28 @@ dnn_status dnn_scn_build_net(const dnn_scenario *scn, size_t image,
   dnn_status st;
   if (scn->model.file[0]) {
     st = dnn_scn_load_net(scn->model.file, image, out, err);
-    if (st)
+    if (st) {
       dnn_error_prefix(err, "%s", ORIGIN("model", "file"));
+      return st;
+    }
+    /* Nothing to time would make every prediction 0 s (and a throughput
+     * of infinity): only a network file can be so empty. */
+    dnn_net_totals t;
+    dnn_net_totals_get(*out, 1, scn->model.dtype, &t);
+    if (!(t.flops[DNN_PASS_FWD] + t.bytes[DNN_PASS_FWD] > 0)) {
+      dnn_net_free(*out);
+      *out = NULL;
+      return DNN_FAIL(err, DNN_EINVAL,
+                      "%s: network '%s' has no layer that computes anything "
+                      "(only inputs and flatten views)",
+                      ORIGIN("model", "file"), scn->model.file);
+    }
     return st;
   }
   dnn_zoo_params zp = dnn_zoo_default_params();
   zp.image = image;
-  zp.classes = scn->model.classes;
+  if (scn->model.classes)
+    zp.classes = scn->model.classes;
   if (scn->model.seq)
     zp.seq_len = scn->model.seq;
   if (scn->model.vocab)
@@ -635,8 +743,25 @@ dnn_status dnn_scn_load_hw(const dnn_scenario *scn, dnn_hw **out,
                            dnn_error *err) {
   char where[DNN_SCN_PATH_MAX + 64];
   dnn_status st = dnn_hw_load(scn->hardware.profile, out, err);
-  if (st)
+  if (st) {
     dnn_error_prefix(err, "%s", ORIGIN("hardware", "profile"));
+    return st;
+  }
+  /* A dtype without a peak would time every layer at infinity. */
+  const dnn_hw_params *hp = dnn_hw_get(*out);
+  dnn_dtype t = scn->model.dtype;
+  if (!(hp->peak_flops[t] > 0)) {
+    char where2[DNN_SCN_PATH_MAX + 64];
+    st = DNN_FAIL(
+        err, DNN_EINVAL,
+        "%s: %s has no peak in hardware profile '%s' "
+        "(peak_%s_TFLOPS = 0; %s)",
+        ORIGIN("model", "dtype"), dnn_dtype_name(t), hp->name,
+        dnn_dtype_name(t),
+        dnn_scn_key_origin(scn, "hardware", "profile", where2, sizeof where2));
+    dnn_hw_free(*out);
+    *out = NULL;
+  }
   return st;
 }
 

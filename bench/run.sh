@@ -5,4 +5,7 @@ set -eu
 cd "$(dirname "$0")/.."
 B=${1:-build}
 "$B/bench/dnnsim_bench" predict scenarios/default.ini 3
+"$B/bench/dnnsim_bench" predict scenarios/default.ini 3 analytic
 "$B/bench/dnnsim_bench" predict scenarios/vgg16-a100.ini 3
+"$B/bench/dnnsim_bench" predict scenarios/pipeline-vgg16-v100.ini 3
+"$B/bench/dnnsim_bench" sim 5

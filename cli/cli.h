@@ -116,6 +116,7 @@ void cli_progress(size_t done, size_t total, const char *label);
 
 /* Subcommands. */
 int cli_cmd_predict(int argc, char **argv);
+int cli_cmd_trace(int argc, char **argv);
 int cli_cmd_describe(int argc, char **argv);
 int cli_cmd_models(int argc, char **argv);
 int cli_cmd_profiles(int argc, char **argv);

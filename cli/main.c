@@ -10,6 +10,7 @@
 static const cli_cmd commands[] = {
     {"predict", cli_cmd_predict,
      "predict iteration time, breakdown, memory and scaling of a scenario"},
+    {"trace", cli_cmd_trace, "write a simulated iteration as a Chrome trace"},
     {"describe", cli_cmd_describe,
      "per-layer shapes, parameters, FLOPs and memory of a network"},
     {"models", cli_cmd_models, "list the built-in networks (the zoo)"},

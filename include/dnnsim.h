@@ -12,6 +12,7 @@
 #include "dnnsim/comm.h"
 #include "dnnsim/scenario.h"
 #include "dnnsim/strat.h"
+#include "dnnsim/sim.h"
 #include "dnnsim/plot.h"
 
 #endif /* DNNSIM_H */

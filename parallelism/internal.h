@@ -7,7 +7,10 @@
 
 #include "core/internal.h"
 #include "dnnsim/comm.h"
+#include "dnnsim/sim.h"
 #include "dnnsim/strat.h"
+
+#include <stdint.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -27,6 +30,258 @@ dnn_status dnn__strat_comm_setup(const dnn_strat_input *in, size_t d,
 /* The analytic data-parallel prediction (t = p = 1). */
 dnn_status dnn__strat_predict_data(const dnn_strat_input *in,
                                    dnn_prediction *out, dnn_error *err);
+
+/* ------------------------------------------------------------------------ */
+/* Per-device random streams (STYLE.md §5)                                   */
+/* ------------------------------------------------------------------------ */
+
+/* xoshiro256** (Blackman & Vigna 2018), seeded through splitmix64. */
+typedef struct dnn__rng {
+  uint64_t s[4];
+} dnn__rng;
+
+/* The stream of device `stream` under `seed`: independent of how many
+ * other streams exist or in which order they are drawn from. */
+void dnn__rng_seed(dnn__rng *r, uint64_t seed, uint64_t stream);
+/* Uniform in (0, 1). */
+double dnn__rng_uniform(dnn__rng *r);
+/* A log-normal factor with mean 1 and coefficient of variation `cv`
+ * (1 exactly when cv is 0, without drawing). */
+double dnn__rng_jitter(dnn__rng *r, double cv);
+
+/* ------------------------------------------------------------------------ */
+/* The stage model: the seam between strategies and engines                  */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * A strategy turns a scenario into a stage model: the network cut into
+ * V = p x v virtual stages (model chunks; data parallelism is V = 1), each
+ * with its per-micro-batch forward, backward and recompute times, its
+ * activation memory, the transfers at its boundaries and its gradient
+ * buckets. Both engines read only the stage model (plus per-layer times
+ * through dnn__stage_layer_time), so the analytic closed forms and the task
+ * graph agree by construction. Tensor parallelism (next) plugs in here:
+ * its strategy divides the per-layer times and adds the per-layer
+ * collectives of a tensor group to the stage's critical path.
+ */
+
+/* One point-to-point transfer between pipeline neighbours (replica 0). */
+typedef struct dnn__xfer {
+  double bytes;     /* per micro-batch */
+  double latency_s; /* alpha of the link crossed */
+  double bw_Bps;    /* bandwidth of the link (device port or node NICs) */
+  double cap_Bps;   /* per-flow cap on that link */
+  double weight;    /* replicas of the stage sending on that link at once */
+  bool inter;       /* crosses nodes (link = the sending node's NICs) */
+  size_t src_device, dst_device; /* global device ids (replica 0) */
+} dnn__xfer;
+
+/* Seconds of a transfer alone on its link, with its weight. */
+double dnn__xfer_time(const dnn__xfer *x);
+
+/* One virtual stage (a model chunk on pipeline rank vs % p). */
+typedef struct dnn__stage {
+  size_t first, count;    /* layers [first, first + count) */
+  double fwd_s, bwd_s;    /* per micro-batch (bwd: data + weights) */
+  double recompute_s;     /* forward recomputed per micro-batch */
+  double act_kept_bytes;  /* kept per micro-batch in flight */
+  double act_extra_bytes; /* transient while its backward runs */
+  double act_full_bytes;  /* all its activations per micro-batch */
+  double params;          /* trainable parameters */
+  double workspace_bytes; /* max over its layers and passes */
+  dnn__xfer send_fwd;     /* activations to stage + 1 (bytes 0: none) */
+  dnn__xfer send_bwd;     /* gradients to stage - 1 (bytes 0: none) */
+} dnn__stage;
+
+typedef struct dnn__stage_model {
+  dnn_strat_input in;
+  size_t d, t, p, v, m;  /* degrees and micro-batches */
+  size_t V;              /* virtual stages p x v */
+  size_t b;              /* samples per replica */
+  size_t mbs;            /* samples per micro-batch */
+  dnn_schedule schedule; /* interleaved only when v > 1 */
+  dnn_recompute recompute;
+  bool overlap;
+  double bucket_bytes; /* bucket cap */
+  double grad_elem_bytes;
+  double ws_limit_bytes;
+  dnn_comm_topo dp_topo; /* one stage's data-parallel group */
+  dnn_comm_algo algo;    /* as configured (AUTO allowed) */
+  dnn__stage *stages;    /* V entries */
+  dnn__stage one;        /* the storage when V == 1: no allocation */
+} dnn__stage_model;
+
+/* Global device of pipeline rank r, replica q (tensor rank 0), and the
+ * node it sits on. */
+size_t dnn__stage_device(const dnn__stage_model *sm, size_t r, size_t q);
+size_t dnn__stage_node(const dnn__stage_model *sm, size_t device);
+
+/* The transfer of `bytes` from rank r_src to rank r_dst for replica q.
+ * `alone`: every replica is simulated, so the weight is 1; otherwise it
+ * counts the replicas on the sending node that cross with it. */
+dnn__xfer dnn__stage_xfer(const dnn__stage_model *sm, size_t r_src,
+                          size_t r_dst, size_t q, double bytes, bool alone);
+
+/* Frees what a stage model owns (not the model itself). NULL-safe. */
+void dnn__stage_model_release(dnn__stage_model *sm);
+
+/*
+ * Fills `sm` for the scenario with V = p x v virtual stages. `first` gives
+ * each stage's first layer (V entries), or NULL to cut the network by the
+ * scenario's partition key (balanced by predicted time, or its counts).
+ * Allocates only when V > 1. DNN_EINVAL (naming the key) for a partition
+ * that does not fit, DNN_ENOMEM, or a collective error.
+ */
+dnn_status dnn__stage_model_build(const dnn_strat_input *in, size_t p, size_t v,
+                                  const size_t *first, dnn__stage_model *sm,
+                                  dnn_error *err);
+
+/* Forward and backward (data + weights) time of layer i per micro-batch,
+ * and whether selective recompute drops and recomputes its output. */
+void dnn__stage_layer_time(const dnn__stage_model *sm, size_t i, double *fwd_s,
+                           double *bwd_s);
+bool dnn__layer_selective(const dnn_net *net, size_t i);
+
+/* Seconds of one allreduce of `bytes` over a stage's data-parallel group
+ * (0 when d == 1); `algo` (may be NULL) receives the algorithm used. */
+double dnn__stage_allreduce_time(const dnn__stage_model *sm, double bytes,
+                                 dnn_comm_algo *algo);
+
+/* Optimizer step time for `params` parameters. */
+double dnn__strat_optimizer_time(const dnn_strat_input *in, double params);
+
+/* Gradient buckets of a stage in the order backward fills them (reverse
+ * layer order), after PyTorch DDP and Horovod. */
+typedef struct dnn__bucket {
+  size_t close_layer; /* the layer whose gradient completes it */
+  double bytes;
+  double time_s;  /* its allreduce */
+  double ready_s; /* backward time of the stage's layers up to and
+                     including close_layer (from the back) */
+} dnn__bucket;
+
+typedef struct dnn__bucket_iter {
+  size_t vs;
+  size_t next; /* layers left: the next is first + next - 1 */
+  double bwd_s;
+  const double *layer_bwd_s; /* per-layer backward times, or NULL */
+} dnn__bucket_iter;
+
+/* Starts at stage vs. `layer_bwd_s` (per layer of the network, may be
+ * NULL) saves recomputing the layers' backward times. */
+void dnn__bucket_begin(const dnn__stage_model *sm, size_t vs,
+                       const double *layer_bwd_s, dnn__bucket_iter *it);
+/* The next bucket; false when the stage has none left. With overlap off
+ * (or d == 1) there are no buckets: see dnn__strat_device_grad_bytes. */
+bool dnn__bucket_next(const dnn__stage_model *sm, dnn__bucket_iter *it,
+                      dnn__bucket *out);
+
+/* The allreduce algorithm rank r's exposed allreduce uses (the last
+ * bucket's, or the single allreduce without overlap). */
+dnn_comm_algo dnn__stage_report_algo(const dnn__stage_model *sm, size_t r);
+
+/* Parameters of pipeline rank r (all its chunks). */
+double dnn__stage_device_params(const dnn__stage_model *sm, size_t r);
+
+/* ------------------------------------------------------------------------ */
+/* Schedules: the order of work on a device, memory, closed forms           */
+/* ------------------------------------------------------------------------ */
+
+/* One step of a device's schedule: forward or backward of a micro-batch
+ * through one of its chunks. */
+typedef struct dnn__op {
+  size_t chunk; /* virtual stage = chunk * p + r */
+  size_t mb;
+  bool fwd;
+} dnn__op;
+
+/* Ops per device: 2 m v. */
+size_t dnn__sched_ops(const dnn__stage_model *sm);
+
+/* The k-th op of pipeline rank r (GPipe; 1F1B = PipeDream-Flush;
+ * Megatron-LM's interleaved 1F1B). Does not allocate. */
+void dnn__sched_op(const dnn__stage_model *sm, size_t r, size_t k, dnn__op *op);
+
+/* Peak activation bytes of pipeline rank r under the schedule and the
+ * recompute policy, by walking its ops. */
+double dnn__sched_peak_activations(const dnn__stage_model *sm, size_t r);
+
+/* The result of an engine, before the prediction is assembled. */
+typedef struct dnn__engine_result {
+  double iteration_s;
+  size_t critical_rank;    /* pipeline rank of the critical device */
+  dnn_breakdown breakdown; /* of the critical device */
+  dnn_comm_algo algo;      /* allreduce algorithm used */
+  uint64_t events;         /* DES events (0 for the analytic engine) */
+} dnn__engine_result;
+
+/* The closed forms (docs/models.md §6, §8). Does not allocate. */
+dnn_status dnn__analytic_run(const dnn__stage_model *sm,
+                             dnn__engine_result *out, dnn_error *err);
+
+/* An upper bound on the tasks of the stage model's graph (SIZE_MAX when
+ * it overflows). */
+size_t dnn__des_task_estimate(const dnn__stage_model *sm);
+
+/* The event simulator on a stage model (taskgraph.c): builds the task
+ * graph, runs it and frees it. */
+dnn_status dnn__des_run(const dnn__stage_model *sm, dnn__engine_result *out,
+                        dnn_error *err);
+
+/* Fills a prediction from a stage model and an engine's result. */
+void dnn__strat_assemble(const dnn__stage_model *sm,
+                         const dnn__engine_result *r, dnn_prediction *out);
+
+/* ------------------------------------------------------------------------ */
+/* Strategy descriptors and their registry                                   */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * A parallel strategy: each lives in its own file with static functions
+ * and exports one const descriptor; the registry in strat.c maps a
+ * scenario to the first descriptor whose `matches` accepts it. Adding a
+ * strategy is one file and one table line.
+ */
+typedef struct dnn__strat_type {
+  const char *name;    /* "data", "pipeline", "tensor", ... */
+  const char *summary; /* one line, for docs */
+  bool (*matches)(const dnn_scenario *scn);
+  /* Builds the stage model of the scenario (or fails cleanly). `first`
+   * is a partition to keep (V first layers, when re-timing) or NULL. */
+  dnn_status (*build)(const dnn_strat_input *in, const size_t *first,
+                      dnn__stage_model *sm, dnn_error *err);
+} dnn__strat_type;
+
+extern const dnn__strat_type *const dnn__strat_data;
+extern const dnn__strat_type *const dnn__strat_pipeline;
+extern const dnn__strat_type *const dnn__strat_tensor;
+
+/* The descriptor for the scenario (never NULL: data matches last). */
+const dnn__strat_type *dnn__strat_find(const dnn_scenario *scn);
+
+/* Whether engine AUTO picks the event simulator for the scenario. */
+bool dnn__strat_wants_des(const dnn_scenario *scn);
+
+/*
+ * Micro-batched convolutions (µ-cuDNN; microbatch_plan.c, docs/models.md
+ * §10), for the predictor to call when scn->training.micro_batching is not
+ * none. Fills `out` (dnn_net_layer_count entries, caller-owned) exactly as
+ * dnn_strat_layer_times does, then replaces every convolution layer's
+ * per-pass time by its planned configuration's (the sum over its micro-
+ * batches, each with its launch overhead), its algo[] by the algorithm
+ * that computes most of its samples, and its workspace_bytes by the
+ * largest chosen workspace over its passes. Solver, policy and limits come
+ * from [training] micro_batching, mb_policy, workspace_MB (ilp: network-
+ * wide; 0 = conv layers x per-layer) and [hardware] workspace_MB (per
+ * layer). Under ilp every (layer, pass) holds its own buffer, so the
+ * memory model should count the sum of the chosen workspaces (see
+ * dnn_mb_summary) rather than the largest. With micro_batching = none it
+ * only calls dnn_strat_layer_times. Allocates (the plan runs a DP per
+ * kernel and, for ilp, GLPK): call it once per scenario, not in a sweep's
+ * inner loop. Errors as dnn_mb_plan_build.
+ */
+dnn_status dnn__mb_layer_times(const dnn_strat_input *in, size_t batch,
+                               dnn_layer_time *out, dnn_error *err);
 
 #ifdef __cplusplus
 }

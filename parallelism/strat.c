@@ -1,12 +1,18 @@
 /*
- * Analytic prediction of one training iteration (strat.h) for data
- * parallelism, with memory per device and scaling efficiency.
+ * Prediction of one training iteration (strat.h): the registry of parallel
+ * strategies, the choice of engine, and the assembly of a prediction with
+ * its memory per device and scaling efficiency.
  *
- * Model (docs/models.md §6, after the survey's data-parallel cost,
- * REFERENCE §1.4): each of d replicas computes forward and backward on
- * b = B/d samples; gradients of |w| parameters are allreduced in buckets
- * filled in reverse layer order as the backward pass produces them; the
- * optimizer then updates the weights.
+ * Model (docs/models.md §6 and §8, after the survey's data-parallel and
+ * pipeline costs, REFERENCE §1.4): a strategy (data.c, pipeline.c,
+ * tensor.c) cuts the network into stages and prices their work and
+ * communication (the stage model, stage.c); the analytic engine
+ * (schedule.c) evaluates closed forms on it and the event simulator
+ * (taskgraph.c on sim.c) runs it as a task graph. For data parallelism
+ * each of d replicas computes forward and backward on b = B/d samples;
+ * gradients of |w| parameters are allreduced in buckets filled in reverse
+ * layer order as the backward pass produces them; the optimizer then
+ * updates the weights:
  *
  *   T = T_fwd(b) + T_bwd(b) + T_exposed + T_opt
  *
@@ -16,8 +22,9 @@
  * simulator generalises it). Without overlap one allreduce of all
  * gradients follows the backward pass.
  *
- * Invariant: the analytic path never allocates; it runs millions of times
- * in sweeps and search.
+ * Invariant: the analytic path of a data-parallel scenario never
+ * allocates; it runs millions of times in sweeps and search. Pipelines
+ * allocate their stage table (O(layers + stages)) once per evaluation.
  */
 #include "internal.h"
 
@@ -25,13 +32,6 @@
 #include <string.h>
 
 #define MIB (1024.0 * 1024.0)
-
-/* Bytes of one gradient element: gradients are allreduced in the training
- * dtype (Megatron/DeepSpeed keep fp16 gradients; fp32 training sends
- * fp32). */
-static double grad_elem_bytes(dnn_dtype dtype) {
-  return dnn__d(dnn_dtype_bytes(dtype));
-}
 
 static bool mixed_precision(dnn_dtype dtype) {
   return dtype == DNN_DTYPE_FP16 || dtype == DNN_DTYPE_BF16;
@@ -103,133 +103,118 @@ dnn_status dnn__strat_comm_setup(const dnn_strat_input *in, size_t d,
   return DNN_OK;
 }
 
-/* ---- Data parallelism ---------------------------------------------------- */
+double dnn__strat_optimizer_time(const dnn_strat_input *in, double params) {
+  double fl, by;
+  optimizer_cost(in->scn->training.optimizer, in->scn->model.dtype, params, &fl,
+                 &by);
+  return dnn_hw_kernel_time(in->hw, DNN_OP_OPTIMIZER, DNN_DTYPE_FP32, fl, by);
+}
+
+/* ---- The registry ---------------------------------------------------------
+ */
+
+/* First match wins; data parallelism accepts everything left. The table
+ * holds the addresses of the exported descriptor pointers (constants),
+ * so adding a strategy is one line here. */
+static const dnn__strat_type *const *const registry[] = {
+    &dnn__strat_tensor,
+    &dnn__strat_pipeline,
+    &dnn__strat_data,
+};
+
+const dnn__strat_type *dnn__strat_find(const dnn_scenario *scn) {
+  for (size_t i = 0; i < DNN_ARRAY_LEN(registry); i++)
+    if ((*registry[i])->matches(scn))
+      return *registry[i];
+  return dnn__strat_data;
+}
+
+bool dnn__strat_wants_des(const dnn_scenario *scn) {
+  size_t d = dnn_scn_data_degree(scn);
+  return scn->parallelism.pipeline > 1 || (d > 1 && scn->parallelism.overlap) ||
+         scn->training.jitter > 0;
+}
+
+/* ---- Assembly ------------------------------------------------------------ */
+
+void dnn__strat_assemble(const dnn__stage_model *sm,
+                         const dnn__engine_result *r, dnn_prediction *out) {
+  const dnn_strat_input *in = &sm->in;
+  const dnn_scenario *scn = in->scn;
+  const dnn_hw_params *hp = dnn_hw_get(in->hw);
+  dnn_dtype dtype = scn->model.dtype;
+  memset(out, 0, sizeof *out);
+  out->iteration_s = r->iteration_s;
+  out->breakdown = r->breakdown;
+  out->devices = dnn_scn_devices(scn);
+  out->data = sm->d;
+  out->tensor = sm->t;
+  out->pipeline = sm->p;
+  out->local_batch = sm->b;
+  out->grad_bytes =
+      dnn__stage_device_params(sm, r->critical_rank) * sm->grad_elem_bytes;
+  out->allreduce = r->algo;
+  out->throughput_samples_per_s = dnn__d(scn->model.batch) / r->iteration_s;
+
+  dnn_net_totals tot;
+  dnn_net_totals_get(in->net, sm->b, dtype, &tot);
+  double params = dnn__d(tot.params);
+  double model_flops = tot.flops[DNN_PASS_FWD] + tot.flops[DNN_PASS_BWD_DATA] +
+                       tot.flops[DNN_PASS_BWD_WEIGHTS];
+  double split = dnn__d(sm->p * sm->t);
+  out->flops_per_device_per_s = model_flops / split / r->iteration_s;
+  /* One device doing a replica's work alone, without communication or
+   * recompute (weak scaling, docs/models.md §6): efficiency is the
+   * throughput over P x that device's. */
+  double t_one = dnn__strat_optimizer_time(in, params);
+  for (size_t s = 0; s < sm->V; s++)
+    t_one += dnn__d(sm->m) * (sm->stages[s].fwd_s + sm->stages[s].bwd_s);
+  /* A jittered run whose devices all drew fast speeds could beat the
+   * mean device: the efficiency is capped at 1. */
+  out->scaling_efficiency = fmin(1.0, t_one / (split * r->iteration_s));
+
+  /* Memory of the most loaded pipeline rank. */
+  double eb = dnn__d(dnn_dtype_bytes(dtype));
+  double best = -1;
+  for (size_t rk = 0; rk < sm->p; rk++) {
+    dnn_memory m;
+    double pr = dnn__stage_device_params(sm, rk), ws = 0;
+    for (size_t c = 0; c < sm->v; c++)
+      ws = fmax(ws, sm->stages[c * sm->p + rk].workspace_bytes);
+    m.weights_bytes = pr * eb;
+    m.gradients_bytes = pr * eb;
+    m.optimizer_bytes =
+        dnn__strat_optimizer_state_bytes(scn->training.optimizer, dtype, pr);
+    m.activations_bytes = dnn__sched_peak_activations(sm, rk);
+    m.workspace_bytes = ws;
+    m.reserved_bytes = hp->mem_reserved_bytes;
+    m.total_bytes = m.weights_bytes + m.gradients_bytes + m.optimizer_bytes +
+                    m.activations_bytes + m.workspace_bytes + m.reserved_bytes;
+    m.capacity_bytes = hp->mem_capacity_bytes;
+    if (m.total_bytes > best) {
+      best = m.total_bytes;
+      out->memory = m;
+    }
+  }
+  out->fits_in_memory = out->memory.total_bytes <= out->memory.capacity_bytes;
+}
+
+/* ---- Entry points -------------------------------------------------------- */
 
 dnn_status dnn__strat_predict_data(const dnn_strat_input *in,
                                    dnn_prediction *out, dnn_error *err) {
-  const dnn_scenario *scn = in->scn;
-  const dnn_net *net = in->net;
-  const dnn_hw *hw = in->hw;
-  const dnn_hw_params *hp = dnn_hw_get(hw);
-  dnn_dtype dtype = scn->model.dtype;
-  size_t d = dnn_scn_data_degree(scn);
-  size_t b = scn->model.batch / d;
-  double ws_limit = scn->hardware.workspace_MB * MIB;
-  dnn_comm_algo algo = (dnn_comm_algo)scn->parallelism.allreduce;
-
-  dnn_comm_topo topo;
-  dnn__strat_comm_setup(in, d, 1, &topo);
-
-  /* Forward: all layers in order. */
-  size_t n = dnn_net_layer_count(net);
-  double t_fwd = 0, ws_max = 0;
-  for (size_t i = 0; i < n; i++) {
-    double ws = 0;
-    t_fwd += dnn_hw_layer_time(hw, net, i, DNN_PASS_FWD, b, dtype, ws_limit,
-                               NULL, &ws);
-    ws_max = fmax(ws_max, ws);
+  dnn__stage_model sm;
+  dnn_status st = dnn__strat_data->build(in, NULL, &sm, err);
+  dnn__engine_result r;
+  if (st == DNN_OK)
+    st = dnn__analytic_run(&sm, &r, err);
+  if (st == DNN_OK) {
+    dnn__strat_assemble(&sm, &r, out);
+    out->engine = DNN_ENGINE_ANALYTIC;
   }
-
-  /* Backward in reverse order, filling gradient buckets as it goes. */
-  double bucket_cap = scn->parallelism.bucket_MB * MIB;
-  double gbytes = grad_elem_bytes(dtype);
-  double t_bwd = 0, comm_free = 0, comm_total = 0, bucket = 0;
-  double grad_total = 0;
-  dnn_comm_cost cc;
-  dnn_status st;
-  for (size_t k = n; k-- > 0;) {
-    for (int p = DNN_PASS_BWD_DATA; p <= DNN_PASS_BWD_WEIGHTS; p++) {
-      double ws = 0;
-      t_bwd += dnn_hw_layer_time(hw, net, k, (dnn_pass)p, b, dtype, ws_limit,
-                                 NULL, &ws);
-      ws_max = fmax(ws_max, ws);
-    }
-    double g = dnn__d(dnn_net_layer(net, k)->params) * gbytes;
-    grad_total += g;
-    if (!scn->parallelism.overlap || d == 1)
-      continue;
-    bucket += g;
-    if (bucket >= bucket_cap || (k == 0 && bucket > 0)) {
-      if ((st = dnn_comm_time(DNN_COMM_ALLREDUCE, algo, bucket, &topo, &cc,
-                              err)))
-        return st;
-      double start = fmax(t_bwd, comm_free);
-      comm_free = start + cc.time_s;
-      comm_total += cc.time_s;
-      bucket = 0;
-    }
-  }
-  if (bucket > 0 && scn->parallelism.overlap && d > 1) {
-    if ((st = dnn_comm_time(DNN_COMM_ALLREDUCE, algo, bucket, &topo, &cc, err)))
-      return st;
-    comm_free = fmax(t_bwd, comm_free) + cc.time_s;
-    comm_total += cc.time_s;
-  }
-  double exposed;
-  if (d == 1) {
-    exposed = 0;
-    cc.algo = algo == DNN_COMM_ALGO_AUTO ? DNN_COMM_ALGO_RING : algo;
-  } else if (scn->parallelism.overlap) {
-    exposed = fmax(0.0, comm_free - t_bwd);
-  } else {
-    if ((st = dnn_comm_time(DNN_COMM_ALLREDUCE, algo, grad_total, &topo, &cc,
-                            err)))
-      return st;
-    comm_total = exposed = cc.time_s;
-  }
-
-  dnn_net_totals tot;
-  dnn_net_totals_get(net, b, dtype, &tot);
-  double params = dnn__d(tot.params);
-  double opt_flops, opt_bytes;
-  optimizer_cost(scn->training.optimizer, dtype, params, &opt_flops,
-                 &opt_bytes);
-  double t_opt = dnn_hw_kernel_time(hw, DNN_OP_OPTIMIZER, DNN_DTYPE_FP32,
-                                    opt_flops, opt_bytes);
-
-  memset(out, 0, sizeof *out);
-  out->breakdown.forward_s = t_fwd;
-  out->breakdown.backward_s = t_bwd;
-  out->breakdown.comm_s = comm_total;
-  out->breakdown.comm_exposed_s = exposed;
-  out->breakdown.optimizer_s = t_opt;
-  out->iteration_s = t_fwd + t_bwd + exposed + t_opt;
-  out->devices = d;
-  out->data = d;
-  out->tensor = 1;
-  out->pipeline = 1;
-  out->local_batch = b;
-  out->grad_bytes = grad_total;
-  out->allreduce = cc.algo;
-  out->engine = DNN_ENGINE_ANALYTIC;
-  out->throughput_samples_per_s = dnn__d(scn->model.batch) / out->iteration_s;
-  double model_flops = tot.flops[DNN_PASS_FWD] + tot.flops[DNN_PASS_BWD_DATA] +
-                       tot.flops[DNN_PASS_BWD_WEIGHTS];
-  out->flops_per_device_per_s = model_flops / out->iteration_s;
-  /* One device at the same local batch has no communication (weak
-   * scaling, docs/models.md §6). */
-  double t_one = t_fwd + t_bwd + t_opt;
-  out->scaling_efficiency = t_one / out->iteration_s;
-
-  dnn_memory *m = &out->memory;
-  double eb = dnn__d(dnn_dtype_bytes(dtype));
-  m->weights_bytes = params * eb;
-  m->gradients_bytes = params * eb;
-  m->optimizer_bytes =
-      dnn__strat_optimizer_state_bytes(scn->training.optimizer, dtype, params);
-  m->activations_bytes = tot.activation_bytes;
-  m->workspace_bytes = ws_max;
-  m->reserved_bytes = hp->mem_reserved_bytes;
-  m->total_bytes = m->weights_bytes + m->gradients_bytes + m->optimizer_bytes +
-                   m->activations_bytes + m->workspace_bytes +
-                   m->reserved_bytes;
-  m->capacity_bytes = hp->mem_capacity_bytes;
-  out->fits_in_memory = m->total_bytes <= m->capacity_bytes;
-  return DNN_OK;
+  dnn__stage_model_release(&sm);
+  return st;
 }
-
-/* ---- Entry point -----------------------------------------------------------
- */
 
 dnn_status dnn_strat_predict(const dnn_strat_input *in, dnn_prediction *out,
                              dnn_error *err) {
@@ -237,19 +222,23 @@ dnn_status dnn_strat_predict(const dnn_strat_input *in, dnn_prediction *out,
   dnn_status st = dnn_scn_validate(scn, err);
   if (st)
     return st;
-  if (scn->parallelism.tensor > 1 || scn->parallelism.pipeline > 1) {
-    char where[DNN_SCN_PATH_MAX + 64];
-    return DNN_FAIL(
-        err, DNN_EUNSUPPORTED,
-        "%s: tensor and pipeline parallelism are not modelled by "
-        "this build yet",
-        dnn_scn_key_origin(scn, "parallelism",
-                           scn->parallelism.tensor > 1 ? "tensor" : "pipeline",
-                           where, sizeof where));
+  const dnn__strat_type *type = dnn__strat_find(scn);
+  dnn__stage_model sm;
+  st = type->build(in, NULL, &sm, err);
+  dnn_engine engine = scn->engine;
+  if (engine == DNN_ENGINE_AUTO)
+    engine = st == DNN_OK && dnn__strat_wants_des(scn) &&
+                     dnn__des_task_estimate(&sm) <= DNN_STRAT_SIM_MAX_TASKS
+                 ? DNN_ENGINE_DES
+                 : DNN_ENGINE_ANALYTIC;
+  dnn__engine_result r;
+  if (st == DNN_OK)
+    st = engine == DNN_ENGINE_DES ? dnn__des_run(&sm, &r, err)
+                                  : dnn__analytic_run(&sm, &r, err);
+  if (st == DNN_OK) {
+    dnn__strat_assemble(&sm, &r, out);
+    out->engine = engine;
   }
-  if (scn->engine == DNN_ENGINE_DES)
-    return DNN_FAIL(err, DNN_EUNSUPPORTED,
-                    "the event simulator is not part of this build yet; use "
-                    "engine = analytic");
-  return dnn__strat_predict_data(in, out, err);
+  dnn__stage_model_release(&sm);
+  return st;
 }

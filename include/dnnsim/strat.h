@@ -10,10 +10,18 @@
  *
  *   T = T_fwd(B/d) + T_bwd(B/d) + T_allreduce,exposed + T_opt
  *
- * The analytic engine bounds the exposed allreduce under overlap; the event
- * simulator (sim.h) times bucketed overlap and pipelines exactly.
+ * Pipeline parallelism (docs/models.md "Pipeline parallelism"): p stages
+ * of contiguous layers, m micro-batches per replica, a GPipe, 1F1B or
+ * interleaved schedule, activations and gradients sent between stages,
+ * each stage's gradients allreduced among its d replicas.
  *
- * Evaluation does not allocate on the analytic path.
+ * Two engines read the same per-stage costs: closed forms (analytic) and
+ * the event simulator (sim.h), which times bucketed overlap, schedules
+ * and shared links exactly. Engine auto picks the simulator when the
+ * scenario overlaps communication (d > 1, overlap on), pipelines, or
+ * has jitter, unless its graph would exceed DNN_STRAT_SIM_MAX_TASKS.
+ *
+ * Evaluation does not allocate on the analytic path of data parallelism.
  */
 #ifndef DNNSIM_STRAT_H
 #define DNNSIM_STRAT_H
@@ -23,6 +31,7 @@
 #include "dnnsim/hw.h"
 #include "dnnsim/model.h"
 #include "dnnsim/scenario.h"
+#include "dnnsim/sim.h"
 
 #include <stdbool.h>
 
@@ -101,6 +110,57 @@ dnn_status dnn_strat_predict(const dnn_strat_input *in, dnn_prediction *out,
  */
 void dnn_strat_layer_times(const dnn_strat_input *in, size_t batch,
                            dnn_layer_time *out);
+
+/* ------------------------------------------------------------------------ */
+/* The event simulation of a scenario                                        */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * A scenario's iteration as a task graph (sim.h), built once and re-timed
+ * for sweeps: one device per pipeline rank and simulated replica (replica
+ * 0 only when replicas are symmetric, i.e. without jitter; every replica
+ * otherwise), streams "compute", "allreduce", "send activations" and
+ * "send gradients", one task per layer, pass and micro-batch.
+ */
+typedef struct dnn_strat_sim dnn_strat_sim;
+
+/* The largest task graph dnn_strat_sim_alloc builds (about 130 bytes a
+ * task, so some 9 GB): beyond it the simulation fails with DNN_ERANGE,
+ * and engine auto predicts with the closed forms instead. */
+#define DNN_STRAT_SIM_MAX_TASKS ((size_t)1 << 26)
+
+/*
+ * Builds the graph of `in`. The scenario, network and profile are
+ * borrowed and must outlive the object. Errors as dnn_strat_predict,
+ * DNN_ERANGE for a graph of more than DNN_STRAT_SIM_MAX_TASKS tasks (the
+ * message names the micro-batches key), and DNN_ENOMEM.
+ */
+dnn_status dnn_strat_sim_alloc(const dnn_strat_input *in, dnn_strat_sim **out,
+                               dnn_error *err);
+
+/*
+ * Re-times the graph for `in` (new profile, links, batch, bucket times,
+ * ...), keeping its partition: only task durations, bytes and link
+ * bandwidths change, the graph is not rebuilt. DNN_EINVAL when `in`
+ * changes the structure (network, degrees, micro-batches, schedule,
+ * recompute, overlap, buckets, placement or dtype); DNN_ENOMEM (the stage
+ * table). `in` replaces the borrowed inputs.
+ */
+dnn_status dnn_strat_sim_retime(dnn_strat_sim *ss, const dnn_strat_input *in,
+                                dnn_error *err);
+
+/*
+ * Runs the simulation and fills the prediction (engine DES; breakdown of
+ * the device that finishes last). Never allocates.
+ */
+dnn_status dnn_strat_sim_run(dnn_strat_sim *ss, dnn_prediction *out,
+                             dnn_error *err);
+
+/* The simulator, for traces and statistics (borrowed). */
+const dnn_sim *dnn_strat_sim_engine(const dnn_strat_sim *ss);
+
+/* Frees it. NULL does nothing. */
+void dnn_strat_sim_free(dnn_strat_sim *ss);
 
 #ifdef __cplusplus
 }

@@ -123,6 +123,7 @@ int cli_cmd_profiles(int argc, char **argv);
 int cli_cmd_links(int argc, char **argv);
 int cli_cmd_keys(int argc, char **argv);
 int cli_cmd_errors(int argc, char **argv);
+int cli_cmd_microbatch(int argc, char **argv);
 int cli_cmd_sweep(int argc, char **argv);
 int cli_cmd_plot(int argc, char **argv);
 

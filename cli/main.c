@@ -18,6 +18,8 @@ static const cli_cmd commands[] = {
     {"links", cli_cmd_links, "list the built-in interconnect links"},
     {"keys", cli_cmd_keys, "list every scenario key with its default"},
     {"errors", cli_cmd_errors, "list the status codes and exit codes"},
+    {"microbatch", cli_cmd_microbatch,
+     "micro-batched convolutions under a workspace limit (u-cuDNN)"},
     {"sweep", cli_cmd_sweep,
      "predict every configuration of --vary lists (CSV, JSON)"},
     {"plot", cli_cmd_plot,

@@ -13,6 +13,7 @@
 #include "dnnsim/scenario.h"
 #include "dnnsim/strat.h"
 #include "dnnsim/sim.h"
+#include "dnnsim/mbatch.h"
 #include "dnnsim/plot.h"
 
 #endif /* DNNSIM_H */

@@ -9,3 +9,7 @@ B=${1:-build}
 "$B/bench/dnnsim_bench" predict scenarios/vgg16-a100.ini 3
 "$B/bench/dnnsim_bench" predict scenarios/pipeline-vgg16-v100.ini 3
 "$B/bench/dnnsim_bench" sim 5
+"$B/bench/dnnsim_bench" predict scenarios/gpt-175b-a100.ini 3 analytic
+"$B/cli/dnnsim" search scenarios/gpt-175b-a100.ini --devices 4096 --top 3 |
+  sed -n 3,4p
+bench/validate-vtrain ../shared/validation/vtrain "$B"

@@ -97,6 +97,13 @@ json_t *cli_prediction_json(const cli_world *w, const dnn_prediction *p);
 /* Prints a prediction as a human-readable report. */
 void cli_prediction_table(FILE *fp, const cli_world *w,
                           const dnn_prediction *p);
+/* The operator choices behind a prediction (convolution algorithms and
+ * workspace under [hardware] workspace_MB, the tensor group's splits):
+ * a summary for the table, every convolution and split layer in JSON. */
+void cli_operators_table(FILE *fp, const cli_world *w,
+                         const dnn_prediction *p);
+json_t *cli_operators_json(const cli_world *w, const dnn_prediction *p);
+
 /* CSV header and row of a prediction (no newline at the end). */
 void cli_prediction_csv_header(FILE *fp);
 void cli_prediction_csv_row(FILE *fp, const dnn_prediction *p);
@@ -126,5 +133,7 @@ int cli_cmd_errors(int argc, char **argv);
 int cli_cmd_microbatch(int argc, char **argv);
 int cli_cmd_sweep(int argc, char **argv);
 int cli_cmd_plot(int argc, char **argv);
+int cli_cmd_search(int argc, char **argv);
+int cli_cmd_calibrate(int argc, char **argv);
 
 #endif /* DNNSIM_CLI_H */

@@ -25,6 +25,13 @@ static void help(void) {
       "  --profile P               add predicted per-layer times on\n"
       "                            hardware profile P (name or file)\n"
       "  --workspace-MB W          convolution workspace limit (64)\n"
+      "  --tensor T                split every layer over a tensor group\n"
+      "                            of T devices (needs --profile): Megatron\n"
+      "                            roles for transformers, channel, spatial\n"
+      "                            or batch splits for the others\n"
+      "  --tensor-split S          auto|channel|spatial|batch (auto)\n"
+      "  --sequence-parallel       Megatron sequence parallelism\n"
+      "  --link L                  the tensor group's link (nvlink3)\n"
       "  -f, --format table|csv|json   output format (default table)\n"
       "  -h, --help                this help\n");
 }
@@ -49,8 +56,10 @@ static bool parse_num(const char *s, size_t *out) {
 }
 
 int cli_cmd_describe(int argc, char **argv) {
-  const char *netname = NULL, *profile = NULL;
-  size_t batch = 1, image = 224, classes = 0;
+  const char *netname = NULL, *profile = NULL, *link = "nvlink3";
+  size_t batch = 1, image = 224, classes = 0, tensor = 1;
+  int split = DNN_TENSOR_SPLIT_AUTO;
+  bool seq_par = false;
   double ws_MB = 64;
   dnn_dtype dtype = DNN_DTYPE_FP32;
   cli_format fmt = CLI_FORMAT_TABLE;
@@ -88,6 +97,27 @@ int cli_cmd_describe(int argc, char **argv) {
         return cli_usage_error("describe", "--workspace-MB needs a number "
                                            "in [0, 1e9]");
       i++;
+    } else if (strcmp(a, "--tensor") == 0 && v) {
+      if (!parse_num(v, &tensor) || tensor > 1024)
+        return cli_usage_error("describe",
+                               "--tensor needs an integer in [1, 1024]");
+      i++;
+    } else if (strcmp(a, "--tensor-split") == 0 && v) {
+      static const char *const names[] = {"auto", "channel", "spatial",
+                                          "batch"};
+      split = -1;
+      for (int k = 0; k < 4; k++)
+        if (strcmp(v, names[k]) == 0)
+          split = k;
+      if (split < 0)
+        return cli_usage_error("describe", "--tensor-split must be auto, "
+                                           "channel, spatial or batch");
+      i++;
+    } else if (strcmp(a, "--sequence-parallel") == 0) {
+      seq_par = true;
+    } else if (strcmp(a, "--link") == 0 && v) {
+      link = v;
+      i++;
     } else if ((strcmp(a, "--format") == 0 || strcmp(a, "-f") == 0) && v) {
       if (!cli_parse_format(v, &fmt))
         return cli_usage_error("describe", "--format must be table, csv or "
@@ -106,6 +136,8 @@ int cli_cmd_describe(int argc, char **argv) {
   }
   if (netname == NULL)
     return cli_usage_error("describe", "a network name or file is required");
+  if (tensor > 1 && profile == NULL)
+    return cli_usage_error("describe", "--tensor needs --profile");
 
   dnn_error err;
   dnn_error_clear(&err);
@@ -142,7 +174,23 @@ int cli_cmd_describe(int argc, char **argv) {
       fprintf(stderr, "dnnsim: out of memory\n");
       return CLI_EXIT_RUNTIME;
     }
-    dnn_strat_input in = {&scn, net, hw, {0}};
+    /* A tensor group: T devices of one node on the given link. */
+    dnn_cluster cl;
+    memset(&cl, 0, sizeof cl);
+    cl.nodes = 1;
+    cl.devices_per_node = tensor;
+    cl.nics_per_node = 1;
+    if (tensor > 1 && (st = dnn_hw_link_builtin(link, &cl.intra, &err))) {
+      free(times);
+      dnn_net_free(net);
+      dnn_hw_free(hw);
+      return cli_fail(&err, st);
+    }
+    scn.cluster.devices_per_node = tensor;
+    scn.parallelism.tensor = tensor;
+    scn.parallelism.tensor_split = split;
+    scn.parallelism.sequence_parallel = seq_par;
+    dnn_strat_input in = {&scn, net, hw, cl};
     dnn_strat_layer_times(&in, batch, times);
   }
 
@@ -153,15 +201,18 @@ int cli_cmd_describe(int argc, char **argv) {
            dnn_dtype_name(dtype));
     printf("%-22s %-16s %-18s %10s %10s %10s %11s", "layer", "kind", "output",
            "params", "fwd FLOP", "bwd FLOP", "activations");
+    if (hw && tensor > 1)
+      printf(" %-10s %10s %10s %10s", "split", "fwd time", "bwd time", "comm");
+    else if (hw)
+      printf(" %10s %10s", "fwd time", "bwd time");
     if (hw)
-      printf(" %10s %10s  %s", "fwd time", "bwd time",
-             "conv algorithm "
-             "(fwd)");
+      printf("  %s", "conv algorithm (fwd/bwd data/bwd weights)");
     printf("\n");
   } else if (fmt == CLI_FORMAT_CSV) {
     printf("layer,kind,output,params,fwd_flops,bwd_data_flops,"
            "bwd_weights_flops,activation_bytes%s\n",
-           hw ? ",fwd_s,bwd_data_s,bwd_weights_s,fwd_algo,workspace_bytes"
+           hw ? ",fwd_s,bwd_data_s,bwd_weights_s,fwd_algo,workspace_bytes,"
+                "bwd_data_algo,bwd_weights_algo,split,comm_s"
               : "");
   }
   for (size_t i = 0; i < n; i++) {
@@ -183,23 +234,41 @@ int cli_cmd_describe(int argc, char **argv) {
              cli_fmt_count(cd.flops + cw.flops, c, sizeof c),
              cli_fmt_bytes(act, d, sizeof d));
       if (times) {
-        printf(
-            " %10s %10s  %s", cli_fmt_time(times[i].time_s[0], a, sizeof a),
-            cli_fmt_time(times[i].time_s[1] + times[i].time_s[2], b, sizeof b),
-            algo);
-        if (times[i].workspace_bytes > 0)
-          printf(" (ws %s)",
-                 cli_fmt_bytes(times[i].workspace_bytes, c, sizeof c));
+        const dnn_layer_time *lt = &times[i];
+        if (tensor > 1)
+          printf(" %-10s", dnn_split_name(lt->split));
+        printf(" %10s %10s", cli_fmt_time(lt->time_s[0], a, sizeof a),
+               cli_fmt_time(lt->time_s[1] + lt->time_s[2], b, sizeof b));
+        if (tensor > 1)
+          printf(" %10s",
+                 cli_fmt_time(lt->comm_s[0] + lt->comm_s[1] + lt->comm_s[2], c,
+                              sizeof c));
+        printf("  %s", algo);
+        for (int k = 1; algo[0] && k < DNN_PASS_COUNT; k++)
+          printf("/%s", lt->algo[k] == DNN_CONV_ALGO_COUNT
+                            ? "-"
+                            : dnn_conv_algo_name(lt->algo[k]));
+        if (lt->workspace_bytes > 0)
+          printf(" (ws %s)", cli_fmt_bytes(lt->workspace_bytes, c, sizeof c));
       }
       printf("\n");
     } else if (fmt == CLI_FORMAT_CSV) {
       printf("%s,%s,%s,%zu,%.9g,%.9g,%.9g,%.9g", l->name,
              dnn_layer_kind_name(l->kind), shp, l->params, cf.flops, cd.flops,
              cw.flops, act);
-      if (times)
-        printf(",%.9g,%.9g,%.9g,%s,%.9g", times[i].time_s[0],
-               times[i].time_s[1], times[i].time_s[2], algo,
-               times[i].workspace_bytes);
+      if (times) {
+        const dnn_layer_time *lt = &times[i];
+        printf(",%.9g,%.9g,%.9g,%s,%.9g,%s,%s,%s,%.9g", lt->time_s[0],
+               lt->time_s[1], lt->time_s[2], algo, lt->workspace_bytes,
+               lt->algo[1] == DNN_CONV_ALGO_COUNT
+                   ? ""
+                   : dnn_conv_algo_name(lt->algo[1]),
+               lt->algo[2] == DNN_CONV_ALGO_COUNT
+                   ? ""
+                   : dnn_conv_algo_name(lt->algo[2]),
+               dnn_split_name(lt->split),
+               lt->comm_s[0] + lt->comm_s[1] + lt->comm_s[2]);
+      }
       printf("\n");
     } else {
       json_t *o = json_object();
@@ -217,6 +286,16 @@ int cli_cmd_describe(int argc, char **argv) {
         json_object_set_new(o, "bwd_weights_s", json_real(times[i].time_s[2]));
         if (algo[0])
           json_object_set_new(o, "fwd_algo", json_string(algo));
+        for (int k = 1; k < DNN_PASS_COUNT; k++)
+          if (times[i].algo[k] != DNN_CONV_ALGO_COUNT)
+            json_object_set_new(
+                o, k == 1 ? "bwd_data_algo" : "bwd_weights_algo",
+                json_string(dnn_conv_algo_name(times[i].algo[k])));
+        json_object_set_new(o, "split",
+                            json_string(dnn_split_name(times[i].split)));
+        json_object_set_new(o, "comm_s",
+                            json_real(times[i].comm_s[0] + times[i].comm_s[1] +
+                                      times[i].comm_s[2]));
         json_object_set_new(o, "workspace_bytes",
                             json_real(times[i].workspace_bytes));
       }

@@ -20,8 +20,43 @@ static void help(void) {
       "  --engine auto|analytic|des    force a prediction engine\n"
       "  -h, --help                    this help\n"
       "\n"
+      "A configuration that does not fit in device memory is printed and\n"
+      "exits with code 3, naming the scenario key to change.\n"
+      "\n"
       "Example:\n"
       "  dnnsim predict scenarios/resnet50-v100.ini --set cluster.nodes=8\n");
+}
+
+/*
+ * A configuration that does not fit in device memory is still predicted
+ * (the numbers are printed), but the command fails with the input exit
+ * code and names the key to change: [model] name or file when the model
+ * state alone overflows a device (no batch fits), else [model] batch.
+ */
+static int not_fit(const cli_world *w, const dnn_prediction *p) {
+  const dnn_memory *m = &p->memory;
+  double state = m->weights_bytes + m->gradients_bytes + m->optimizer_bytes +
+                 m->reserved_bytes;
+  char where[DNN_SCN_PATH_MAX + 64], a[32], b[32], c[32];
+  cli_fmt_bytes(m->total_bytes, a, sizeof a);
+  cli_fmt_bytes(m->capacity_bytes, b, sizeof b);
+  if (state >= m->capacity_bytes) {
+    const char *key = w->scn.model.file[0] ? "file" : "name";
+    fprintf(stderr,
+            "dnnsim: %s: does not fit: weights, gradients, optimizer state "
+            "and reserve alone need %s of the %s per device (%s in all); "
+            "no batch fits; shard the model (tensor, pipeline, zero) or use a "
+            "larger device\n",
+            dnn_scn_key_origin(&w->scn, "model", key, where, sizeof where),
+            cli_fmt_bytes(state, c, sizeof c), b, a);
+  } else {
+    fprintf(stderr,
+            "dnnsim: %s: does not fit: %s of the %s per device at %zu "
+            "samples per replica; reduce the batch or add devices\n",
+            dnn_scn_key_origin(&w->scn, "model", "batch", where, sizeof where),
+            a, b, p->local_batch);
+  }
+  return cli_exit_code(DNN_ENOFIT);
 }
 
 int cli_cmd_predict(int argc, char **argv) {
@@ -67,6 +102,8 @@ int cli_cmd_predict(int argc, char **argv) {
     rc = cli_print_json(cli_prediction_json(&w, &p));
     break;
   }
+  if (rc == CLI_EXIT_OK && !p.fits_in_memory)
+    rc = not_fit(&w, &p);
   cli_world_free(&w);
   return rc;
 }

@@ -313,7 +313,11 @@ json_t *cli_prediction_json(const cli_world *w, const dnn_prediction *p) {
                       json_real(p->memory.reserved_bytes));
   json_object_set_new(mem, "capacity_bytes",
                       json_real(p->memory.capacity_bytes));
+  json_object_set_new(mem, "headroom_bytes",
+                      json_real(p->memory.headroom_bytes));
   json_object_set_new(j, "memory", mem);
+  if (w)
+    json_object_set_new(j, "operators", cli_operators_json(w, p));
   json_object_set_new(j, "fits_in_memory", json_boolean(p->fits_in_memory));
   json_object_set_new(j, "flops_per_device_per_s",
                       json_real(p->flops_per_device_per_s));
@@ -391,10 +395,12 @@ void cli_prediction_table(FILE *fp, const cli_world *w,
   fprintf(fp, "scaling       %.1f %% efficiency over %zu devices\n",
           100.0 * p->scaling_efficiency, p->devices);
   const dnn_memory *m = &p->memory;
-  fprintf(fp, "memory        %s of %s per device: %s\n",
+  fprintf(fp, "memory        %s of %s per device: %s (%s %s)\n",
           cli_fmt_bytes(m->total_bytes, a, sizeof a),
           cli_fmt_bytes(m->capacity_bytes, b, sizeof b),
-          p->fits_in_memory ? "fits" : "DOES NOT FIT");
+          p->fits_in_memory ? "fits" : "DOES NOT FIT",
+          cli_fmt_bytes(fabs(m->headroom_bytes), c, sizeof c),
+          p->fits_in_memory ? "to spare" : "over");
   fprintf(fp, "    weights %s, gradients %s, optimizer %s,\n",
           cli_fmt_bytes(m->weights_bytes, a, sizeof a),
           cli_fmt_bytes(m->gradients_bytes, b, sizeof b),
@@ -403,6 +409,107 @@ void cli_prediction_table(FILE *fp, const cli_world *w,
           cli_fmt_bytes(m->activations_bytes, a, sizeof a),
           cli_fmt_bytes(m->workspace_bytes, b, sizeof b),
           cli_fmt_bytes(m->reserved_bytes, c, sizeof c));
+  cli_operators_table(fp, w, p);
+}
+
+/* ---- Operator choices -------------------------------------------------------
+ */
+
+/* Per-layer choices of one device at the prediction's micro-batch (the
+ * convolution algorithms under the workspace limit and the tensor
+ * group's split), or NULL (out of memory; callers print nothing). */
+static dnn_layer_time *operator_times(const cli_world *w,
+                                      const dnn_prediction *p, size_t *n) {
+  *n = dnn_net_layer_count(w->net);
+  size_t m =
+      w->scn.parallelism.microbatches ? w->scn.parallelism.microbatches : 1;
+  size_t mbs = p->local_batch / m ? p->local_batch / m : 1;
+  dnn_layer_time *t = calloc(*n ? *n : 1, sizeof *t);
+  if (t) {
+    dnn_strat_input in = cli_world_input(w);
+    dnn_strat_layer_times(&in, mbs, t);
+  }
+  return t;
+}
+
+void cli_operators_table(FILE *fp, const cli_world *w,
+                         const dnn_prediction *p) {
+  size_t n;
+  dnn_layer_time *t = operator_times(w, p, &n);
+  if (t == NULL)
+    return;
+  size_t algos[DNN_CONV_ALGO_COUNT] = {0}, splits[DNN_SPLIT_COUNT] = {0};
+  size_t convs = 0, big = 0;
+  for (size_t i = 0; i < n; i++) {
+    splits[t[i].split]++;
+    if (t[i].algo[DNN_PASS_FWD] == DNN_CONV_ALGO_COUNT)
+      continue;
+    convs++;
+    algos[t[i].algo[DNN_PASS_FWD]]++;
+    if (t[i].workspace_bytes > t[big].workspace_bytes ||
+        t[big].algo[DNN_PASS_FWD] == DNN_CONV_ALGO_COUNT)
+      big = i;
+  }
+  char a[32], b[32];
+  if (convs > 0) {
+    fprintf(fp, "operators     %zu convolutions (forward:", convs);
+    const char *sep = " ";
+    for (int k = 0; k < DNN_CONV_ALGO_COUNT; k++)
+      if (algos[k]) {
+        fprintf(fp, "%s%s %zu", sep, dnn_conv_algo_name((dnn_conv_algo)k),
+                algos[k]);
+        sep = ", ";
+      }
+    fprintf(
+        fp, ")\n              largest workspace %s (%s) under %s\n",
+        cli_fmt_bytes(t[big].workspace_bytes, a, sizeof a),
+        dnn_net_layer(w->net, big)->name,
+        cli_fmt_bytes(w->scn.hardware.workspace_MB * 1048576.0, b, sizeof b));
+  }
+  if (p->tensor > 1) {
+    fprintf(fp, "tensor split  ");
+    const char *sep = "";
+    for (int k = 0; k < DNN_SPLIT_COUNT; k++)
+      if (splits[k]) {
+        fprintf(fp, "%s%s %zu", sep, dnn_split_name((dnn_split)k), splits[k]);
+        sep = ", ";
+      }
+    fprintf(fp, " layers of %zu devices\n", p->tensor);
+  }
+  free(t);
+}
+
+json_t *cli_operators_json(const cli_world *w, const dnn_prediction *p) {
+  size_t n;
+  dnn_layer_time *t = operator_times(w, p, &n);
+  json_t *arr = json_array();
+  if (t == NULL || arr == NULL) {
+    free(t);
+    return arr;
+  }
+  for (size_t i = 0; i < n; i++) {
+    bool conv = t[i].algo[DNN_PASS_FWD] != DNN_CONV_ALGO_COUNT;
+    if (!conv && t[i].split == DNN_SPLIT_NONE)
+      continue;
+    json_t *o = json_object();
+    json_object_set_new(o, "layer",
+                        json_string(dnn_net_layer(w->net, i)->name));
+    json_object_set_new(o, "split", json_string(dnn_split_name(t[i].split)));
+    for (int k = 0; conv && k < DNN_PASS_COUNT; k++) {
+      char key[32];
+      snprintf(key, sizeof key, "%s_algo", dnn_pass_name((dnn_pass)k));
+      if (t[i].algo[k] != DNN_CONV_ALGO_COUNT)
+        json_object_set_new(o, key,
+                            json_string(dnn_conv_algo_name(t[i].algo[k])));
+    }
+    json_object_set_new(o, "workspace_bytes", json_real(t[i].workspace_bytes));
+    json_object_set_new(
+        o, "comm_s",
+        json_real(t[i].comm_s[0] + t[i].comm_s[1] + t[i].comm_s[2]));
+    json_array_append_new(arr, o);
+  }
+  free(t);
+  return arr;
 }
 
 void cli_prediction_csv_header(FILE *fp) {

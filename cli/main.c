@@ -20,10 +20,13 @@ static const cli_cmd commands[] = {
     {"errors", cli_cmd_errors, "list the status codes and exit codes"},
     {"microbatch", cli_cmd_microbatch,
      "micro-batched convolutions under a workspace limit (u-cuDNN)"},
+    {"search", cli_cmd_search,
+     "the fastest parallel configurations of a model on N devices"},
     {"sweep", cli_cmd_sweep,
      "predict every configuration of --vary lists (CSV, JSON)"},
     {"plot", cli_cmd_plot,
      "gnuplot charts of sweeps, validation results and traces"},
+    {"calibrate", cli_cmd_calibrate, "measure this machine, fit profiles"},
 };
 
 static void usage(FILE *fp) {

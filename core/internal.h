@@ -96,9 +96,9 @@ unsigned dnn__floor_log2(size_t x);
 static inline bool dnn__is_pow2(size_t x) {
   return x != 0 && (x & (x - 1)) == 0;
 }
-/* ceil(a / b) for b > 0. */
+/* ceil(a / b) for b > 0, for every a (a + b - 1 could wrap). */
 static inline size_t dnn__div_ceil(size_t a, size_t b) {
-  return (a + b - 1) / b;
+  return a / b + (a % b != 0 ? 1u : 0u);
 }
 /* a * b with overflow detection; false on overflow. */
 static inline bool dnn__mul_ok(size_t a, size_t b, size_t *out) {

@@ -31,6 +31,16 @@ unsigned dnn_edit_distance(const char *a, const char *b) {
 
 const char *dnn_nearest_name(const char *name, const char *const *candidates) {
   size_t len = strlen(name);
+  /* A name cut short ("v100" for "v100-sxm2") is nearer to what it starts
+   * than to a same-length neighbour ("h200"): the shortest candidate it
+   * begins wins, from 3 characters on. */
+  const char *prefixed = NULL;
+  for (size_t i = 0; len >= 3 && candidates[i]; i++)
+    if (strncmp(candidates[i], name, len) == 0 && candidates[i][len] &&
+        (prefixed == NULL || strlen(candidates[i]) < strlen(prefixed)))
+      prefixed = candidates[i];
+  if (prefixed)
+    return prefixed;
   unsigned limit = (unsigned)(len / 3 > 2 ? len / 3 : 2);
   const char *best = NULL;
   unsigned best_d = limit + 1;
@@ -48,6 +58,8 @@ unsigned dnn__ceil_log2(size_t x) {
   unsigned k = 0;
   size_t v = 1;
   while (v < x) {
+    if (v > SIZE_MAX / 2) /* x > 2^(bits-1): v would wrap to 0 */
+      return k + 1;
     v <<= 1;
     k++;
   }

@@ -12,8 +12,11 @@
 #include "dnnsim/comm.h"
 #include "dnnsim/scenario.h"
 #include "dnnsim/strat.h"
+#include "dnnsim/search.h"
 #include "dnnsim/sim.h"
 #include "dnnsim/mbatch.h"
 #include "dnnsim/plot.h"
+#include "dnnsim/measure.h"
+#include "dnnsim/calibrate.h"
 
 #endif /* DNNSIM_H */

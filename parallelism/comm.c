@@ -221,6 +221,8 @@ static dnn_comm_link xor_link(const ctx *c, size_t d) {
     return c->intra;
   if (d >= c->n)
     return cross_link(c, c->n);
+  if (d > SIZE_MAX / 2) /* 2d would wrap; a block of 2d exceeds the node */
+    return cross_link(c, c->n);
   if (c->n % (2 * d) == 0)
     return c->intra;
   return cross_link(c, min_z(c->n, 2 * d));
@@ -229,7 +231,7 @@ static dnn_comm_link xor_link(const ctx *c, size_t d) {
 /* A tree step between ranks d apart (d a power of two) where only one
  * rank in 2d is active: at most one of a node's ranks crosses. */
 static dnn_comm_link tree_link(const ctx *c, size_t d) {
-  if (c->N == 1 || (d < c->n && c->n % (2 * d) == 0))
+  if (c->N == 1 || (d < c->n && d <= SIZE_MAX / 2 && c->n % (2 * d) == 0))
     return c->intra;
   return cross_link(c, 1);
 }
@@ -663,9 +665,13 @@ static void a2a_bruck(const ctx *c, dnn_comm_cost *o) {
   unsigned lc = dnn__ceil_log2(c->P);
   double total = 0;
   for (unsigned j = 0; j < lc; j++) {
-    size_t d = pow2(j), period = 2 * d;
-    size_t rem = c->P % period;
-    size_t blocks = (c->P / period) * d + (rem > d ? rem - d : 0);
+    size_t d = pow2(j), blocks;
+    if (d > SIZE_MAX / 2) { /* the period 2d wraps; P < 2d: one partial */
+      blocks = c->P > d ? c->P - d : 0;
+    } else {
+      size_t period = 2 * d, rem = c->P % period;
+      blocks = (c->P / period) * d + (rem > d ? rem - d : 0);
+    }
     step(o, shift_link(c, d), dnn__d(blocks) * s, 0, 1);
     total += dnn__d(blocks) * s;
   }

@@ -60,9 +60,10 @@ double dnn__rng_jitter(dnn__rng *r, double cv);
  * activation memory, the transfers at its boundaries and its gradient
  * buckets. Both engines read only the stage model (plus per-layer times
  * through dnn__stage_layer_time), so the analytic closed forms and the task
- * graph agree by construction. Tensor parallelism (next) plugs in here:
- * its strategy divides the per-layer times and adds the per-layer
- * collectives of a tensor group to the stage's critical path.
+ * graph agree by construction. Tensor parallelism plugs in here through
+ * the per-layer rows (tensor.c, layertab.c): each layer's share of the
+ * work and its tensor group's collectives, which sit on the stage's
+ * critical path inside the layer times.
  */
 
 /* One point-to-point transfer between pipeline neighbours (replica 0). */
@@ -87,11 +88,160 @@ typedef struct dnn__stage {
   double act_kept_bytes;  /* kept per micro-batch in flight */
   double act_extra_bytes; /* transient while its backward runs */
   double act_full_bytes;  /* all its activations per micro-batch */
-  double params;          /* trainable parameters */
+  double params;          /* trainable parameters (this device's share) */
   double workspace_bytes; /* max over its layers and passes */
   dnn__xfer send_fwd;     /* activations to stage + 1 (bytes 0: none) */
   dnn__xfer send_bwd;     /* gradients to stage - 1 (bytes 0: none) */
+  /* Tensor-group collectives inside fwd_s, bwd_s and recompute_s (they
+   * block the compute stream), per micro-batch. */
+  double comm_fwd_s, comm_bwd_s, comm_recompute_s;
+  double group_grad_bytes; /* replicated weights' gradients the tensor
+                              group allreduces once per iteration */
+  double max_layer_params; /* largest layer's share (ZeRO-3 buffer) */
 } dnn__stage;
+
+/* ------------------------------------------------------------------------ */
+/* Per-layer rows: what a stage sums (tensor.c, layertab.c)                  */
+/* ------------------------------------------------------------------------ */
+
+/* One layer on one device, per micro-batch, under the tensor split. */
+typedef struct dnn__layer_row {
+  double fwd_s, bwd_s;           /* compute + tensor-group collectives */
+  double comm_fwd_s, comm_bwd_s; /* the collectives' part of them */
+  double workspace_bytes;        /* max over passes */
+  double act_bytes;              /* kept from forward to backward */
+  double selective_bytes;        /* what selective recompute drops (0: keeps) */
+  bool selective;                /* selective recompute re-runs its forward */
+  double input_bytes;      /* an input layer's data (full recompute keeps) */
+  double out_bytes;        /* its output (kept when it is a checkpoint) */
+  double params;           /* trainable parameters this device holds */
+  double group_grad_bytes; /* replicated weights' gradients (see stage) */
+} dnn__layer_row;
+
+/* Prefix sums a table keeps over its rows, and range maxima. */
+enum {
+  DNN__PRE_FWD,          /* fwd_s */
+  DNN__PRE_BWD,          /* bwd_s */
+  DNN__PRE_COMM_FWD,     /* comm_fwd_s */
+  DNN__PRE_COMM_BWD,     /* comm_bwd_s */
+  DNN__PRE_PARAMS,       /* params */
+  DNN__PRE_ACT,          /* act_bytes */
+  DNN__PRE_GROUP,        /* group_grad_bytes */
+  DNN__PRE_INPUT,        /* input_bytes */
+  DNN__PRE_SEL,          /* selective_bytes */
+  DNN__PRE_SEL_FWD,      /* fwd_s of selective layers */
+  DNN__PRE_SEL_COMM_FWD, /* comm_fwd_s of selective layers */
+  DNN__PRE_COUNT
+};
+enum {
+  DNN__MAX_WS,     /* workspace_bytes */
+  DNN__MAX_SEL,    /* selective_bytes */
+  DNN__MAX_PARAMS, /* params */
+  DNN__MAX_COUNT
+};
+
+/*
+ * The rows of every layer for one (network, profile, cluster links,
+ * micro-batch size, dtype, workspace limit, tensor degree, sequence
+ * parallelism, tensor split), with what the stage model needs beyond
+ * them: the bytes a pipeline cut before layer k carries per tensor rank
+ * (cut_fwd[k]: activations; cut_bwd[k]: their gradients, none for input
+ * data), model FLOPs and one unsplit device's time per micro-batch, and
+ * the tied LM head and the embedding it shares.
+ */
+typedef struct dnn__layer_tab {
+  size_t layers;
+  dnn__layer_row *row; /* `layers` entries */
+  /* pre[q][k]: the sum of quantity q over layers [0, k) (layers + 1
+   * entries); max[q][j * layers + i]: its maximum over [i, i + 2^j)
+   * (a sparse table of `levels` levels). */
+  double *pre[DNN__PRE_COUNT];
+  double *max[DNN__MAX_COUNT];
+  size_t levels;
+  double *cut_fwd, *cut_bwd; /* `layers` + 1 entries */
+  double flops_mb;           /* whole-group model FLOPs per micro-batch */
+  double one_fb_s;           /* one device, unsplit: fwd + bwd */
+  double params;             /* the network's trainable parameters */
+  size_t tied_fc, tied_emb;  /* DNN_SIM_NONE when none */
+  size_t *ckpt;              /* full recompute's checkpoint cuts, sorted */
+  size_t n_ckpt;
+  unsigned long long id; /* unique within its cache (partition keys) */
+} dnn__layer_tab;
+
+/* Full recompute checkpoints every transformer block, as Megatron-LM does
+ * (one layer per checkpoint): the cut after the last residual add before
+ * each attention block. Calls fn(k, ud) for each cut k in [lo, hi), in
+ * order. O(hi - lo). */
+void dnn__ckpt_cuts(const dnn_net *net, size_t lo, size_t hi,
+                    void (*fn)(size_t k, void *ud), void *ud);
+
+/* Sum of prefix quantity q over layers [a, b), and maximum of range
+ * quantity q over [a, b) (a < b), in O(1). */
+double dnn__tab_sum(const dnn__layer_tab *tab, int q, size_t a, size_t b);
+double dnn__tab_max(const dnn__layer_tab *tab, int q, size_t a, size_t b);
+
+/* Fills `tab` (allocating its arrays) at micro-batch `mbs` and tensor
+ * degree `t`. DNN_ENOMEM. */
+dnn_status dnn__layer_tab_build(const dnn_strat_input *in, size_t mbs, size_t t,
+                                dnn__layer_tab *tab, dnn_error *err);
+/* Frees its arrays. NULL-safe. */
+void dnn__layer_tab_release(dnn__layer_tab *tab);
+
+/* The row of layer i at t = 1, computed on the spot (no allocation). */
+void dnn__layer_row_plain(const dnn_strat_input *in, size_t i, size_t mbs,
+                          dnn__layer_row *row);
+
+/* The tied fc (an LM head sharing an embedding's table) and that
+ * embedding, or DNN_SIM_NONE for both. O(layers). */
+void dnn__net_tied(const dnn_net *net, size_t *fc, size_t *emb);
+
+/* The cache's table for (in, mbs, t): found or built. DNN_ENOMEM. */
+dnn_status dnn__cache_tab(dnn_strat_cache *c, const dnn_strat_input *in,
+                          size_t mbs, size_t t, const dnn__layer_tab **out,
+                          dnn_error *err);
+/* dnn_comm_time, remembered in the cache (c may be NULL: computed). A
+ * topology is compared by value, so padding must be zeroed: every
+ * topology here comes from dnn_comm_topo_from_cluster. */
+dnn_status dnn__cache_comm_time(dnn_strat_cache *c, dnn_comm_op op,
+                                dnn_comm_algo algo, double bytes,
+                                const dnn_comm_topo *topo, dnn_comm_cost *out,
+                                dnn_error *err);
+
+/* A balanced cut of V stages computed before for this table and
+ * recompute policy: copied into `first` (V entries), or false. */
+bool dnn__cache_partition_get(const dnn_strat_cache *c,
+                              const dnn__layer_tab *tab, size_t V,
+                              int recompute, size_t *first);
+/* Remembers one (allocating on a miss; forgetting it when that fails). */
+void dnn__cache_partition_put(dnn_strat_cache *c, const dnn__layer_tab *tab,
+                              size_t V, int recompute, const size_t *first);
+
+/* Scratch for a stage table of V stages over L layers (valid until the
+ * next call). DNN_ENOMEM. */
+dnn_status dnn__cache_scratch(dnn_strat_cache *c, size_t V, size_t L,
+                              dnn__stage **stages, size_t **first,
+                              double **cost, dnn_error *err);
+
+/* ---- Tensor parallelism (tensor.c) --------------------------------------- */
+
+/* Whether any layer has a Megatron role (else operator parallelism). */
+bool dnn__net_has_tp_roles(const dnn_net *net);
+/* The topology of a tensor group: t consecutive devices. */
+dnn_comm_topo dnn__tp_topo(const dnn_strat_input *in, size_t t);
+/* Bytes of layer j's whole output for `batch` samples. */
+double dnn__layer_out_bytes(const dnn_net *net, size_t j, size_t batch,
+                            dnn_dtype dt);
+/* The plan of every layer at micro-batch `mbs` under a t-way tensor split:
+ * out (dnn_net_layer_count entries) as dnn_strat_layer_times. Does not
+ * allocate. */
+void dnn__tp_plan(const dnn_strat_input *in, size_t mbs, size_t t,
+                  dnn_layer_time *out);
+/* What a split divides a layer's activations and parameters by. */
+void dnn__tp_divisors(dnn_split s, size_t t, double *act_div,
+                      double *param_div);
+/* The hybrid's checks: heads divisible by tensor, sequence lengths under
+ * sequence parallelism, ZeRO 2-3 without a pipeline, interleaving. */
+dnn_status dnn__hybrid_check(const dnn_strat_input *in, dnn_error *err);
 
 typedef struct dnn__stage_model {
   dnn_strat_input in;
@@ -105,11 +255,48 @@ typedef struct dnn__stage_model {
   double bucket_bytes; /* bucket cap */
   double grad_elem_bytes;
   double ws_limit_bytes;
-  dnn_comm_topo dp_topo; /* one stage's data-parallel group */
-  dnn_comm_algo algo;    /* as configured (AUTO allowed) */
-  dnn__stage *stages;    /* V entries */
-  dnn__stage one;        /* the storage when V == 1: no allocation */
+  dnn_comm_topo dp_topo;     /* one stage's data-parallel group (its NICs
+                                shared with the groups of the other tensor
+                                ranks on the node) */
+  dnn_comm_algo algo;        /* as configured (AUTO allowed) */
+  dnn__stage *stages;        /* V entries */
+  dnn__stage one;            /* the storage when V == 1: no allocation */
+  bool stages_borrowed;      /* stages are the cache's scratch */
+  const dnn__layer_tab *tab; /* per-layer rows, or NULL: t = 1, computed
+                                on the spot */
+  dnn__layer_tab *own_tab;   /* the table when there is no cache */
+  dnn_comm_topo tp_topo;     /* a tensor group */
+  size_t zero;               /* ZeRO stage */
+  size_t tied_fc, tied_emb;  /* DNN_SIM_NONE: none */
+  dnn_strat_cache *cache;    /* remembers collective costs, or NULL; only
+                                during the call that built the model */
 } dnn__stage_model;
+
+/* The row of layer i (from the table, or computed on the spot). */
+void dnn__stage_row(const dnn__stage_model *sm, size_t i, dnn__layer_row *row);
+
+/* The trainable parameters of layer i on this device: its row's, and for
+ * a tied LM head on another stage than its embedding, a copy of the
+ * embedding's (Megatron keeps one on the last stage). */
+double dnn__stage_layer_params(const dnn__stage_model *sm, size_t i);
+
+/* ZeRO-3: seconds to allgather `params` parameters over the data-parallel
+ * group (0 below stage 3 or with d = 1). */
+double dnn__stage_zero3_gather_s(const dnn__stage_model *sm, double params);
+
+/* Communication after rank r's backward that the optimizer step waits
+ * for: the tensor group's allreduce of replicated weights' gradients and,
+ * under ZeRO 1-2, the allgather of the updated parameter shards. */
+double dnn__stage_step_comm_s(const dnn__stage_model *sm, size_t r);
+
+/* Rank r's optimizer step: the update of its shard (1/d of its
+ * parameters under ZeRO >= 1) plus dnn__stage_step_comm_s. */
+double dnn__stage_optimizer_time(const dnn__stage_model *sm, size_t r);
+
+/* Memory of pipeline rank r: weights, gradients and optimizer state as
+ * ZeRO shards them (zero.c); the other fields are left alone. */
+void dnn__zero_state_memory(const dnn__stage_model *sm, size_t r,
+                            dnn_memory *m);
 
 /* Global device of pipeline rank r, replica q (tensor rank 0), and the
  * node it sits on. */
@@ -129,12 +316,21 @@ void dnn__stage_model_release(dnn__stage_model *sm);
  * Fills `sm` for the scenario with V = p x v virtual stages. `first` gives
  * each stage's first layer (V entries), or NULL to cut the network by the
  * scenario's partition key (balanced by predicted time, or its counts).
- * Allocates only when V > 1. DNN_EINVAL (naming the key) for a partition
- * that does not fit, DNN_ENOMEM, or a collective error.
+ * Allocates only when V > 1 or t > 1. DNN_EINVAL (naming the key) for a
+ * partition that does not fit, DNN_ENOMEM, or a collective error.
  */
 dnn_status dnn__stage_model_build(const dnn_strat_input *in, size_t p, size_t v,
                                   const size_t *first, dnn__stage_model *sm,
                                   dnn_error *err);
+
+/* The same with per-layer rows from `cache` (may be NULL) and, for V > 1,
+ * the stage table in its scratch (sm is then valid until the cache's next
+ * use: never keep it, as a simulation graph does). No allocation once the
+ * cache is warm. */
+dnn_status dnn__stage_model_build_ex(const dnn_strat_input *in,
+                                     dnn_strat_cache *cache, size_t p, size_t v,
+                                     const size_t *first, dnn__stage_model *sm,
+                                     dnn_error *err);
 
 /* Forward and backward (data + weights) time of layer i per micro-batch,
  * and whether selective recompute drops and recomputes its output. */
@@ -142,8 +338,10 @@ void dnn__stage_layer_time(const dnn__stage_model *sm, size_t i, double *fwd_s,
                            double *bwd_s);
 bool dnn__layer_selective(const dnn_net *net, size_t i);
 
-/* Seconds of one allreduce of `bytes` over a stage's data-parallel group
- * (0 when d == 1); `algo` (may be NULL) receives the algorithm used. */
+/* Seconds of the gradient reduction of `bytes` over a stage's data-
+ * parallel group: an allreduce, or under ZeRO >= 1 a reduce-scatter (each
+ * replica keeps its shard); 0 when d == 1. `algo` (may be NULL) receives
+ * the algorithm used. */
 double dnn__stage_allreduce_time(const dnn__stage_model *sm, double bytes,
                                  dnn_comm_algo *algo);
 

@@ -103,6 +103,13 @@ void dnn__sched_op(const dnn__stage_model *sm, size_t r, size_t k,
 double dnn__sched_peak_activations(const dnn__stage_model *sm, size_t r) {
   double live = 0, peak = 0;
   size_t n = dnn__sched_ops(sm);
+  /* After the warm-up, steady 1F1B pairs move through the chunks with a
+   * period of p v pairs whose net change is zero, and the cool-down only
+   * frees: the peak is reached within the warm-up and one period (the
+   * walk stays O(p v) for any number of micro-batches). */
+  size_t w = warmup(sm, r), horizon = w + 2 * (sm->p * sm->v + 1);
+  if (sm->schedule != DNN_SCHEDULE_GPIPE && horizon < n)
+    n = horizon;
   for (size_t k = 0; k < n; k++) {
     dnn__op op;
     dnn__sched_op(sm, r, k, &op);
@@ -247,8 +254,7 @@ dnn_status dnn__analytic_run(const dnn__stage_model *sm,
     double comm = 0;
     dnn_comm_algo algo;
     double exposed = exposed_allreduce(sm, r, end_r, &comm, &algo);
-    double opt =
-        dnn__strat_optimizer_time(&sm->in, dnn__stage_device_params(sm, r));
+    double opt = dnn__stage_optimizer_time(sm, r);
     double total = end_r + exposed + opt;
     if (total <= best)
       continue;

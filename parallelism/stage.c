@@ -90,16 +90,45 @@ double dnn__rng_jitter(dnn__rng *r, double cv) {
 
 /* ---- Per-layer quantities ------------------------------------------------ */
 
+void dnn__stage_row(const dnn__stage_model *sm, size_t i, dnn__layer_row *row) {
+  if (sm->tab)
+    *row = sm->tab->row[i];
+  else
+    dnn__layer_row_plain(&sm->in, i, sm->mbs, row);
+}
+
+double dnn__stage_zero3_gather_s(const dnn__stage_model *sm, double params) {
+  if (sm->zero < 3 || sm->d <= 1 || !(params > 0))
+    return 0;
+  dnn_comm_cost c;
+  dnn_status st = dnn__cache_comm_time(
+      sm->cache, DNN_COMM_ALLGATHER, DNN_COMM_ALGO_AUTO,
+      params * sm->grad_elem_bytes, &sm->dp_topo, &c, NULL);
+  DNN_ASSERT(st == DNN_OK);
+  (void)st;
+  return c.time_s;
+}
+
+/* ZeRO-3 gathers a layer's parameters before its forward and again before
+ * its backward, prefetched while the previous layer computes (DeepSpeed):
+ * a layer takes the longer of its compute and its gather. */
+static void zero3_times(const dnn__stage_model *sm, double params, double *f,
+                        double *b) {
+  double g = dnn__stage_zero3_gather_s(sm, params);
+  if (g > *f)
+    *f = g;
+  if (g > *b && *b > 0)
+    *b = g;
+}
+
 void dnn__stage_layer_time(const dnn__stage_model *sm, size_t i, double *fwd_s,
                            double *bwd_s) {
-  const dnn_strat_input *in = &sm->in;
-  dnn_dtype dt = in->scn->model.dtype;
-  *fwd_s = dnn_hw_layer_time(in->hw, in->net, i, DNN_PASS_FWD, sm->mbs, dt,
-                             sm->ws_limit_bytes, NULL, NULL);
-  *bwd_s = dnn_hw_layer_time(in->hw, in->net, i, DNN_PASS_BWD_DATA, sm->mbs, dt,
-                             sm->ws_limit_bytes, NULL, NULL) +
-           dnn_hw_layer_time(in->hw, in->net, i, DNN_PASS_BWD_WEIGHTS, sm->mbs,
-                             dt, sm->ws_limit_bytes, NULL, NULL);
+  dnn__layer_row row;
+  dnn__stage_row(sm, i, &row);
+  *fwd_s = row.fwd_s;
+  *bwd_s = row.bwd_s;
+  if (sm->zero >= 3)
+    zero3_times(sm, dnn__stage_layer_params(sm, i), fwd_s, bwd_s);
 }
 
 bool dnn__layer_selective(const dnn_net *net, size_t i) {
@@ -112,19 +141,29 @@ bool dnn__layer_selective(const dnn_net *net, size_t i) {
 
 /* Bytes of layer i's output per sample (token ids as 4-byte integers). */
 static double out_bytes_per_sample(const dnn_net *net, size_t i, dnn_dtype dt) {
-  const dnn_layer *l = dnn_net_layer(net, i);
-  double eb = l->out.tokens ? 4.0 : dnn__d(dnn_dtype_bytes(dt));
-  return dnn__d(dnn_shape_elems(&l->out)) * eb;
+  return dnn__layer_out_bytes(net, i, 1, dt);
 }
 
-/* What selective recompute saves on layer i: its output, not the masks or
- * statistics it also keeps. */
-static double selective_saving(const dnn__stage_model *sm, size_t i) {
-  const dnn_strat_input *in = &sm->in;
-  dnn_dtype dt = in->scn->model.dtype;
-  double act = dnn_layer_activation_bytes(in->net, i, sm->mbs, dt);
-  double out = out_bytes_per_sample(in->net, i, dt) * dnn__d(sm->mbs);
-  return fmin(act, out);
+double dnn__stage_layer_params(const dnn__stage_model *sm, size_t i) {
+  dnn__layer_row row;
+  if (sm->tab)
+    row.params = sm->tab->row[i].params;
+  else
+    row.params = dnn__d(dnn_net_layer(sm->in.net, i)->params);
+  if (i == sm->tied_fc && sm->V > 1) {
+    /* The embedding it shares lives on an earlier stage: this stage
+     * holds, trains and reduces a copy (Megatron-LM's last stage). */
+    size_t e = sm->tied_emb;
+    bool same = false;
+    for (size_t s = 0; s < sm->V && !same; s++) {
+      const dnn__stage *st = &sm->stages[s];
+      same = i >= st->first && i < st->first + st->count && e >= st->first;
+    }
+    if (!same)
+      row.params += sm->tab ? sm->tab->row[e].params
+                            : dnn__d(dnn_net_layer(sm->in.net, e)->params);
+  }
+  return row.params;
 }
 
 double dnn__xfer_time(const dnn__xfer *x) {
@@ -141,14 +180,26 @@ double dnn__stage_allreduce_time(const dnn__stage_model *sm, double bytes,
       *algo = sm->algo == DNN_COMM_ALGO_AUTO ? DNN_COMM_ALGO_RING : sm->algo;
     return 0;
   }
-  dnn_status st = dnn_comm_time(DNN_COMM_ALLREDUCE, sm->algo, bytes,
-                                &sm->dp_topo, &c, NULL);
+  dnn_comm_op op = sm->zero >= 1 ? DNN_COMM_REDUCE_SCATTER : DNN_COMM_ALLREDUCE;
+  dnn_status st = dnn__cache_comm_time(sm->cache, op, sm->algo, bytes,
+                                       &sm->dp_topo, &c, NULL);
   /* The topology and algorithm were checked when the model was built. */
   DNN_ASSERT(st == DNN_OK);
   (void)st;
   if (algo)
     *algo = c.algo;
   return c.time_s;
+}
+
+/* The copy of the tied embedding stage `st` holds (0 when it holds none:
+ * no tied LM head there, or the embedding on the same stage). */
+static double tied_copy(const dnn__stage_model *sm, const dnn__stage *st) {
+  size_t i = sm->tied_fc;
+  if (i == DNN_SIM_NONE || sm->V <= 1 || i < st->first ||
+      i >= st->first + st->count || sm->tied_emb >= st->first)
+    return 0;
+  return sm->tab ? sm->tab->row[sm->tied_emb].params
+                 : dnn__d(dnn_net_layer(sm->in.net, sm->tied_emb)->params);
 }
 
 /* ---- Buckets ------------------------------------------------------------- */
@@ -161,12 +212,46 @@ void dnn__bucket_begin(const dnn__stage_model *sm, size_t vs,
   it->layer_bwd_s = layer_bwd_s;
 }
 
-bool dnn__bucket_next(const dnn__stage_model *sm, dnn__bucket_iter *it,
-                      dnn__bucket *out) {
-  if (!sm->overlap || sm->d <= 1)
-    return false;
+/* Gradient bytes of layers [k, hi) of stage `st`, from the prefix sums. */
+static double grad_bytes_from(const dnn__stage_model *sm, const dnn__stage *st,
+                              size_t k, size_t hi) {
+  double p = dnn__tab_sum(sm->tab, DNN__PRE_PARAMS, k, hi);
+  if (sm->tied_fc >= k && sm->tied_fc < hi)
+    p += tied_copy(sm, st);
+  return p * sm->grad_elem_bytes;
+}
+
+/* The next bucket's closing layer, bytes, and the backward time of its
+ * layers; false when the stage has none left. Layer by layer, or with the
+ * table (and no ZeRO-3 gathers in the layer times) by bisection on the
+ * prefix sums: the bucket closes at the highest layer k with at least
+ * bucket_bytes of gradients in [k, end), or at the stage's first layer. */
+static bool bucket_scan(const dnn__stage_model *sm, dnn__bucket_iter *it,
+                        size_t *close, double *bytes, double *bwd_s) {
   const dnn__stage *st = &sm->stages[it->vs];
-  double bucket = 0;
+  if (sm->tab && sm->zero < 3) {
+    size_t lo = st->first, hi = st->first + it->next;
+    if (it->next == 0 || !(grad_bytes_from(sm, st, lo, hi) > 0))
+      return false;
+    size_t k = lo;
+    if (grad_bytes_from(sm, st, lo, hi) >= sm->bucket_bytes) {
+      /* Invariant: [k, hi) holds enough, [j, hi) does not. */
+      size_t j = hi;
+      while (j - k > 1) {
+        size_t mid = k + (j - k) / 2;
+        if (grad_bytes_from(sm, st, mid, hi) >= sm->bucket_bytes)
+          k = mid;
+        else
+          j = mid;
+      }
+    }
+    *close = k;
+    *bytes = grad_bytes_from(sm, st, k, hi);
+    *bwd_s = dnn__tab_sum(sm->tab, DNN__PRE_BWD, k, hi);
+    it->next = k - st->first;
+    return true;
+  }
+  double bucket = 0, b_s = 0;
   while (it->next > 0) {
     size_t i = st->first + --it->next;
     double f, b;
@@ -174,18 +259,32 @@ bool dnn__bucket_next(const dnn__stage_model *sm, dnn__bucket_iter *it,
       b = it->layer_bwd_s[i];
     else
       dnn__stage_layer_time(sm, i, &f, &b);
-    it->bwd_s += b;
-    bucket +=
-        dnn__d(dnn_net_layer(sm->in.net, i)->params) * sm->grad_elem_bytes;
+    b_s += b;
+    bucket += dnn__stage_layer_params(sm, i) * sm->grad_elem_bytes;
     if (bucket > 0 && (bucket >= sm->bucket_bytes || it->next == 0)) {
-      out->close_layer = i;
-      out->bytes = bucket;
-      out->time_s = dnn__stage_allreduce_time(sm, bucket, NULL);
-      out->ready_s = it->bwd_s;
+      *close = i;
+      *bytes = bucket;
+      *bwd_s = b_s;
       return true;
     }
   }
   return false;
+}
+
+bool dnn__bucket_next(const dnn__stage_model *sm, dnn__bucket_iter *it,
+                      dnn__bucket *out) {
+  if (!sm->overlap || sm->d <= 1)
+    return false;
+  size_t close;
+  double bytes, b_s;
+  if (!bucket_scan(sm, it, &close, &bytes, &b_s))
+    return false;
+  it->bwd_s += b_s;
+  out->close_layer = close;
+  out->bytes = bytes;
+  out->time_s = dnn__stage_allreduce_time(sm, bytes, NULL);
+  out->ready_s = it->bwd_s;
+  return true;
 }
 
 dnn_comm_algo dnn__stage_report_algo(const dnn__stage_model *sm, size_t r) {
@@ -195,17 +294,13 @@ dnn_comm_algo dnn__stage_report_algo(const dnn__stage_model *sm, size_t r) {
     bytes = dnn__stage_device_params(sm, r) * sm->grad_elem_bytes;
   } else if (sm->d > 1) {
     /* Chunk 0's last backward is the rank's last: the bytes of the last
-     * bucket it closes (the rule of dnn__bucket_next, without times). */
-    const dnn__stage *st = &sm->stages[r];
-    double acc = 0;
-    for (size_t k = st->count; k-- > 0;) {
-      acc += dnn__d(dnn_net_layer(sm->in.net, st->first + k)->params) *
-             sm->grad_elem_bytes;
-      if (acc > 0 && (acc >= sm->bucket_bytes || k == 0)) {
-        bytes = acc;
-        acc = 0;
-      }
-    }
+     * bucket it closes. */
+    dnn__bucket_iter it;
+    size_t close;
+    double b, t;
+    dnn__bucket_begin(sm, r, NULL, &it);
+    while (bucket_scan(sm, &it, &close, &b, &t))
+      bytes = b;
   }
   dnn__stage_allreduce_time(sm, bytes, &a);
   return a;
@@ -216,6 +311,36 @@ double dnn__stage_device_params(const dnn__stage_model *sm, size_t r) {
   for (size_t c = 0; c < sm->v; c++)
     p += sm->stages[c * sm->p + r].params;
   return p;
+}
+
+double dnn__stage_step_comm_s(const dnn__stage_model *sm, size_t r) {
+  double t = 0, group = 0;
+  for (size_t c = 0; c < sm->v; c++)
+    group += sm->stages[c * sm->p + r].group_grad_bytes;
+  if (sm->t > 1 && group > 0) {
+    dnn_comm_cost cc;
+    if (dnn__cache_comm_time(sm->cache, DNN_COMM_ALLREDUCE, DNN_COMM_ALGO_AUTO,
+                             group, &sm->tp_topo, &cc, NULL) == DNN_OK)
+      t += cc.time_s;
+  }
+  if ((sm->zero == 1 || sm->zero == 2) && sm->d > 1) {
+    /* Each replica updated its shard: the new weights are gathered. */
+    dnn_comm_cost cc;
+    double bytes = dnn__stage_device_params(sm, r) * sm->grad_elem_bytes;
+    if (bytes > 0 &&
+        dnn__cache_comm_time(sm->cache, DNN_COMM_ALLGATHER, DNN_COMM_ALGO_AUTO,
+                             bytes, &sm->dp_topo, &cc, NULL) == DNN_OK)
+      t += cc.time_s;
+  }
+  return t;
+}
+
+double dnn__stage_optimizer_time(const dnn__stage_model *sm, size_t r) {
+  double params = dnn__stage_device_params(sm, r);
+  if (sm->zero >= 1 && sm->d > 1)
+    params /= dnn__d(sm->d); /* ZeRO: each replica updates its shard */
+  return dnn__strat_optimizer_time(&sm->in, params) +
+         dnn__stage_step_comm_s(sm, r);
 }
 
 /* ---- Partition ----------------------------------------------------------- */
@@ -301,9 +426,15 @@ static dnn_status parse_counts(const dnn_scenario *scn, size_t L, size_t V,
 void dnn__stage_model_release(dnn__stage_model *sm) {
   if (sm == NULL)
     return;
-  if (sm->stages != &sm->one)
+  if (sm->stages != &sm->one && !sm->stages_borrowed)
     dnn_free(sm->stages);
   sm->stages = NULL;
+  if (sm->own_tab) {
+    dnn__layer_tab_release(sm->own_tab);
+    dnn_free(sm->own_tab);
+  }
+  sm->own_tab = NULL;
+  sm->tab = NULL;
 }
 
 size_t dnn__stage_device(const dnn__stage_model *sm, size_t r, size_t q) {
@@ -353,12 +484,16 @@ dnn__xfer dnn__stage_xfer(const dnn__stage_model *sm, size_t r_src,
   x.bw_Bps = dnn__d(cl->nics_per_node ? cl->nics_per_node : 1) *
              cl->inter.bandwidth_Bps;
   x.cap_Bps = intra > 0 ? intra : x.bw_Bps;
+  /* The tensor ranks of the replica send their shares at the same time,
+   * on the same node's NICs (never simulated one by one). */
+  size_t dpn = cl->devices_per_node ? cl->devices_per_node : 1;
+  double tensor_ranks = dnn__d(sm->t < dpn ? sm->t : dpn);
+  x.weight = tensor_ranks;
   if (alone)
     return x;
   /* Replicas of this stage on the sending node that also cross: those
    * whose source is on the node minus those whose destination is too
    * (both sets are ranges of replicas; O(1) for a million devices). */
-  size_t dpn = cl->devices_per_node ? cl->devices_per_node : 1;
   size_t lo = n_src * dpn, hi = lo + dpn;
   size_t q0, q1, b0, b1;
   replicas_in(sm, dnn__stage_device(sm, r_src, 0), lo, hi, &q0, &q1);
@@ -367,48 +502,169 @@ dnn__xfer dnn__stage_xfer(const dnn__stage_model *sm, size_t r_src,
   if (b0 < q1 && q0 < b1)
     both = (q1 < b1 ? q1 : b1) - (q0 > b0 ? q0 : b0);
   size_t w = q1 - q0 - both;
-  x.weight = w >= 1 ? dnn__d(w) : 1;
+  x.weight = (w >= 1 ? dnn__d(w) : 1) * tensor_ranks;
   return x;
 }
 
+/* ZeRO-3 gathers of the few distinct layer sizes of a network, computed
+ * once per fill rather than once per layer. */
+typedef struct gather_memo {
+  double params[8], time_s[8];
+  size_t n;
+} gather_memo;
+
+static double memo_gather(const dnn__stage_model *sm, gather_memo *mm,
+                          double params) {
+  for (size_t k = 0; k < mm->n; k++)
+    if (mm->params[k] == params)
+      return mm->time_s[k];
+  double g = dnn__stage_zero3_gather_s(sm, params);
+  size_t k = mm->n < 8 ? mm->n++ : 7;
+  mm->params[k] = params;
+  mm->time_s[k] = g;
+  return g;
+}
+
+/* A stage's sums from the table's prefix sums and range maxima: O(1) per
+ * stage, whatever its layer count (what keeps search fast). */
+static void fill_fast(dnn__stage_model *sm, dnn__stage *st, double *saved,
+                      double *saved_max, double *inputs) {
+  const dnn__layer_tab *tb = sm->tab;
+  size_t a = st->first, b = st->first + st->count;
+  double copy = tied_copy(sm, st);
+  st->fwd_s = dnn__tab_sum(tb, DNN__PRE_FWD, a, b);
+  st->bwd_s = dnn__tab_sum(tb, DNN__PRE_BWD, a, b);
+  st->comm_fwd_s = dnn__tab_sum(tb, DNN__PRE_COMM_FWD, a, b);
+  st->comm_bwd_s = dnn__tab_sum(tb, DNN__PRE_COMM_BWD, a, b);
+  st->workspace_bytes = dnn__tab_max(tb, DNN__MAX_WS, a, b);
+  st->params = dnn__tab_sum(tb, DNN__PRE_PARAMS, a, b) + copy;
+  st->max_layer_params = dnn__tab_max(tb, DNN__MAX_PARAMS, a, b);
+  if (copy > 0)
+    st->max_layer_params =
+        fmax(st->max_layer_params, tb->row[sm->tied_fc].params + copy);
+  st->group_grad_bytes = dnn__tab_sum(tb, DNN__PRE_GROUP, a, b);
+  st->act_full_bytes = dnn__tab_sum(tb, DNN__PRE_ACT, a, b);
+  *saved = dnn__tab_sum(tb, DNN__PRE_SEL, a, b);
+  *saved_max = dnn__tab_max(tb, DNN__MAX_SEL, a, b);
+  *inputs = dnn__tab_sum(tb, DNN__PRE_INPUT, a, b);
+  if (sm->recompute == DNN_RECOMPUTE_SELECTIVE) {
+    st->recompute_s = dnn__tab_sum(tb, DNN__PRE_SEL_FWD, a, b);
+    st->comm_recompute_s = dnn__tab_sum(tb, DNN__PRE_SEL_COMM_FWD, a, b);
+  }
+}
+
+/* Full recompute's memory within a stage: the checkpointed block inputs
+ * it keeps beyond the stage's own inputs, and the largest segment between
+ * checkpoints, alive while that segment's backward runs (Megatron-LM
+ * recomputes one transformer layer at a time; a network without blocks
+ * is one segment per stage, as GPipe re-materialises a whole stage). */
+typedef struct ckpt_acc {
+  const dnn__stage_model *sm;
+  size_t prev;       /* start of the open segment */
+  double kept, peak; /* bytes */
+} ckpt_acc;
+
+static double range_act(const dnn__stage_model *sm, size_t a, size_t b) {
+  if (sm->tab)
+    return dnn__tab_sum(sm->tab, DNN__PRE_ACT, a, b);
+  double sum = 0;
+  for (size_t i = a; i < b; i++) {
+    dnn__layer_row row;
+    dnn__stage_row(sm, i, &row);
+    sum += row.act_bytes;
+  }
+  return sum;
+}
+
+static void on_cut(size_t k, void *ud) {
+  ckpt_acc *acc = ud;
+  dnn__layer_row row;
+  dnn__stage_row(acc->sm, k - 1, &row);
+  acc->kept += row.out_bytes;
+  acc->peak = fmax(acc->peak, range_act(acc->sm, acc->prev, k));
+  acc->prev = k;
+}
+
+static void full_recompute_memory(const dnn__stage_model *sm,
+                                  const dnn__stage *st, double *kept,
+                                  double *peak) {
+  size_t a = st->first, b = st->first + st->count;
+  ckpt_acc acc = {sm, a, 0, 0};
+  if (sm->tab) {
+    /* The table's sorted cuts: the first inside the stage by bisection. */
+    const dnn__layer_tab *tb = sm->tab;
+    size_t lo = 0, hi = tb->n_ckpt;
+    while (lo < hi) {
+      size_t mid = lo + (hi - lo) / 2;
+      if (tb->ckpt[mid] <= a)
+        lo = mid + 1;
+      else
+        hi = mid;
+    }
+    for (size_t k = lo; k < tb->n_ckpt && tb->ckpt[k] < b; k++)
+      on_cut(tb->ckpt[k], &acc);
+  } else {
+    dnn__ckpt_cuts(sm->in.net, a, b, on_cut, &acc);
+  }
+  acc.peak = fmax(acc.peak, range_act(sm, acc.prev, b));
+  *kept = acc.kept;
+  *peak = acc.peak;
+}
+
 /* Fills every per-stage quantity once the cut (stage first layers and
- * counts) is known. With V > 1, `stage_of` and `maxc` have a slot per
- * layer. */
+ * counts) is known. Without a table and with V > 1, `stage_of` and
+ * `maxc` have a slot per layer. */
 static void fill_stages(dnn__stage_model *sm, size_t *stage_of, size_t *maxc) {
   const dnn_net *net = sm->in.net;
   dnn_dtype dt = sm->in.scn->model.dtype;
   size_t L = dnn_net_layer_count(net), V = sm->V;
   double mbs = dnn__d(sm->mbs);
+  gather_memo memo;
+  memo.n = 0;
+  bool fast = sm->tab && sm->zero < 3 && !stage_of;
   for (size_t s = 0; s < V; s++) {
     dnn__stage *st = &sm->stages[s];
     st->fwd_s = st->bwd_s = st->recompute_s = 0;
     st->act_full_bytes = st->params = st->workspace_bytes = 0;
+    st->comm_fwd_s = st->comm_bwd_s = st->comm_recompute_s = 0;
+    st->group_grad_bytes = st->max_layer_params = 0;
     double saved = 0, saved_max = 0, inputs = 0;
-    for (size_t i = st->first; i < st->first + st->count; i++) {
-      const dnn_layer *l = dnn_net_layer(net, i);
+    if (fast)
+      fill_fast(sm, st, &saved, &saved_max, &inputs);
+    for (size_t i = st->first; !fast && i < st->first + st->count; i++) {
       /* The three passes once each: times and workspace together (a
        * convolution's time tries every algorithm). */
-      double tp[DNN_PASS_COUNT];
-      for (int p = 0; p < DNN_PASS_COUNT; p++) {
-        double ws = 0;
-        tp[p] = dnn_hw_layer_time(sm->in.hw, net, i, (dnn_pass)p, sm->mbs, dt,
-                                  sm->ws_limit_bytes, NULL, &ws);
-        st->workspace_bytes = fmax(st->workspace_bytes, ws);
+      dnn__layer_row row;
+      dnn__stage_row(sm, i, &row);
+      double pr = dnn__stage_layer_params(sm, i);
+      double f = row.fwd_s, b = row.bwd_s;
+      if (sm->zero >= 3) {
+        double g = memo_gather(sm, &memo, pr);
+        f = fmax(f, g);
+        if (b > 0)
+          b = fmax(b, g);
       }
-      double f = tp[DNN_PASS_FWD];
+      /* What a ZeRO-3 gather adds beyond the compute is communication
+       * the layer waits for, like the tensor group's collectives. */
+      double cf = row.comm_fwd_s + (f - row.fwd_s);
       st->fwd_s += f;
-      st->bwd_s += tp[DNN_PASS_BWD_DATA] + tp[DNN_PASS_BWD_WEIGHTS];
-      st->params += dnn__d(l->params);
-      st->act_full_bytes += dnn_layer_activation_bytes(net, i, sm->mbs, dt);
-      if (dnn__layer_selective(net, i)) {
-        double sv = selective_saving(sm, i);
-        saved += sv;
-        saved_max = fmax(saved_max, sv);
-        if (sm->recompute == DNN_RECOMPUTE_SELECTIVE)
+      st->bwd_s += b;
+      st->comm_fwd_s += cf;
+      st->comm_bwd_s += row.comm_bwd_s + (b - row.bwd_s);
+      st->workspace_bytes = fmax(st->workspace_bytes, row.workspace_bytes);
+      st->params += pr;
+      st->max_layer_params = fmax(st->max_layer_params, pr);
+      st->group_grad_bytes += row.group_grad_bytes;
+      st->act_full_bytes += row.act_bytes;
+      if (row.selective) {
+        saved += row.selective_bytes;
+        saved_max = fmax(saved_max, row.selective_bytes);
+        if (sm->recompute == DNN_RECOMPUTE_SELECTIVE) {
           st->recompute_s += f;
+          st->comm_recompute_s += cf;
+        }
       }
-      if (l->kind == DNN_LAYER_INPUT)
-        inputs += out_bytes_per_sample(net, i, dt) * mbs;
+      inputs += row.input_bytes;
       if (stage_of)
         stage_of[i] = maxc[i] = s;
     }
@@ -418,33 +674,46 @@ static void fill_stages(dnn__stage_model *sm, size_t *stage_of, size_t *maxc) {
       st->act_kept_bytes -= saved;
       st->act_extra_bytes = saved_max;
     } else if (sm->recompute == DNN_RECOMPUTE_FULL) {
+      double ckpt, peak;
+      full_recompute_memory(sm, st, &ckpt, &peak);
       st->recompute_s = st->fwd_s;
-      st->act_kept_bytes = inputs; /* plus its boundary inputs, below */
-      st->act_extra_bytes = st->act_full_bytes;
+      st->comm_recompute_s = st->comm_fwd_s;
+      /* Plus its boundary inputs, below. */
+      st->act_kept_bytes = inputs + ckpt;
+      st->act_extra_bytes = peak;
     }
     memset(&st->send_fwd, 0, sizeof st->send_fwd);
     memset(&st->send_bwd, 0, sizeof st->send_bwd);
   }
   if (V == 1)
     return;
-  /* Producer i crosses boundaries stage(i) .. maxc(i) - 1, where maxc(i)
-   * is the last stage that consumes its output; its gradient comes back
-   * unless it is the input data. Bytes are summed into the senders. */
-  for (size_t j = 0; j < L; j++) {
-    const dnn_layer *l = dnn_net_layer(net, j);
-    for (size_t k = 0; k < l->n_inputs; k++)
-      if (maxc[l->inputs[k]] < stage_of[j])
-        maxc[l->inputs[k]] = stage_of[j];
-  }
-  for (size_t i = 0; i < L; i++) {
-    if (maxc[i] == stage_of[i])
-      continue;
-    double bytes = out_bytes_per_sample(net, i, dt) * mbs;
-    bool grad = dnn_net_layer(net, i)->kind != DNN_LAYER_INPUT;
-    for (size_t s = stage_of[i]; s < maxc[i]; s++) {
-      sm->stages[s].send_fwd.bytes += bytes;
-      if (grad)
-        sm->stages[s + 1].send_bwd.bytes += bytes;
+  if (sm->tab) {
+    /* Boundary s carries what crosses the cut before stage s + 1. */
+    for (size_t s = 0; s + 1 < V; s++) {
+      size_t cut = sm->stages[s + 1].first;
+      sm->stages[s].send_fwd.bytes = sm->tab->cut_fwd[cut];
+      sm->stages[s + 1].send_bwd.bytes = sm->tab->cut_bwd[cut];
+    }
+  } else {
+    /* Producer i crosses boundaries stage(i) .. maxc(i) - 1, where maxc(i)
+     * is the last stage that consumes its output; its gradient comes back
+     * unless it is the input data. Bytes are summed into the senders. */
+    for (size_t j = 0; j < L; j++) {
+      const dnn_layer *l = dnn_net_layer(net, j);
+      for (size_t k = 0; k < l->n_inputs; k++)
+        if (maxc[l->inputs[k]] < stage_of[j])
+          maxc[l->inputs[k]] = stage_of[j];
+    }
+    for (size_t i = 0; i < L; i++) {
+      if (maxc[i] == stage_of[i])
+        continue;
+      double bytes = out_bytes_per_sample(net, i, dt) * mbs;
+      bool grad = dnn_net_layer(net, i)->kind != DNN_LAYER_INPUT;
+      for (size_t s = stage_of[i]; s < maxc[i]; s++) {
+        sm->stages[s].send_fwd.bytes += bytes;
+        if (grad)
+          sm->stages[s + 1].send_bwd.bytes += bytes;
+      }
     }
   }
   for (size_t s = 0; s < V; s++) {
@@ -474,9 +743,52 @@ static void layer_costs(const dnn__stage_model *sm, double *c) {
   }
 }
 
+/* The data-parallel groups of a stage's t tensor ranks (stride t) reduce
+ * at the same time; when a group spans nodes, the groups with members on
+ * a node share its NICs (comm.h leaves that to the caller): each gets
+ * 1/groups of them. Without tensor parallelism a node holds one group. */
+static void share_nics(dnn__stage_model *sm) {
+  dnn_comm_topo *tp = &sm->dp_topo;
+  size_t dpn = sm->in.cluster.devices_per_node;
+  if (sm->t <= 1 || tp->ranks <= tp->ranks_per_node || tp->ranks_per_node == 0)
+    return;
+  size_t groups = dpn / tp->ranks_per_node;
+  if (groups > 1)
+    tp->inter.beta_s_per_byte *= dnn__d(groups);
+}
+
+/* The per-layer table: the cache's, or one of its own when a tensor split
+ * needs one and there is no cache (t = 1 computes rows on the spot). */
+static dnn_status setup_tab(dnn__stage_model *sm, dnn_strat_cache *cache,
+                            dnn_error *err) {
+  const dnn_strat_input *in = &sm->in;
+  if (cache)
+    return dnn__cache_tab(cache, in, sm->mbs, sm->t, &sm->tab, err);
+  if (sm->t <= 1)
+    return DNN_OK;
+  sm->own_tab = dnn_calloc(1, sizeof *sm->own_tab);
+  if (sm->own_tab == NULL)
+    return DNN_FAIL(err, DNN_ENOMEM, "out of memory for a per-layer table");
+  dnn_status st = dnn__layer_tab_build(in, sm->mbs, sm->t, sm->own_tab, err);
+  if (st) {
+    dnn_free(sm->own_tab);
+    sm->own_tab = NULL;
+    return st;
+  }
+  sm->tab = sm->own_tab;
+  return DNN_OK;
+}
+
 dnn_status dnn__stage_model_build(const dnn_strat_input *in, size_t p, size_t v,
                                   const size_t *first, dnn__stage_model *sm,
                                   dnn_error *err) {
+  return dnn__stage_model_build_ex(in, NULL, p, v, first, sm, err);
+}
+
+dnn_status dnn__stage_model_build_ex(const dnn_strat_input *in,
+                                     dnn_strat_cache *cache, size_t p, size_t v,
+                                     const size_t *first, dnn__stage_model *sm,
+                                     dnn_error *err) {
   const dnn_scenario *scn = in->scn;
   char where[DNN_SCN_PATH_MAX + 64];
   memset(sm, 0, sizeof *sm);
@@ -498,7 +810,13 @@ dnn_status dnn__stage_model_build(const dnn_strat_input *in, size_t p, size_t v,
   sm->grad_elem_bytes = dnn__d(dnn_dtype_bytes(scn->model.dtype));
   sm->ws_limit_bytes = scn->hardware.workspace_MB * MIB;
   sm->algo = (dnn_comm_algo)scn->parallelism.allreduce;
+  sm->zero = scn->training.zero;
+  sm->tied_fc = sm->tied_emb = DNN_SIM_NONE;
+  sm->cache = cache;
   dnn__strat_comm_setup(in, sm->d, sm->t, &sm->dp_topo);
+  share_nics(sm);
+  if (sm->t > 1)
+    sm->tp_topo = dnn__tp_topo(in, sm->t);
   size_t L = dnn_net_layer_count(in->net);
   if (sm->V > L)
     return DNN_FAIL(
@@ -507,17 +825,29 @@ dnn_status dnn__stage_model_build(const dnn_strat_input *in, size_t p, size_t v,
         "the network has only %zu layers",
         dnn_scn_key_origin(scn, "parallelism", "pipeline", where, sizeof where),
         sm->V, p, v, L);
-  /* Check the allreduce once so later calls cannot fail. */
+  /* Check the gradient collective once so later calls cannot fail. */
   if (sm->d > 1) {
+    dnn_comm_op op =
+        sm->zero >= 1 ? DNN_COMM_REDUCE_SCATTER : DNN_COMM_ALLREDUCE;
+    if (!dnn_comm_supports(op, sm->algo))
+      return DNN_FAIL(err, DNN_EINVAL,
+                      "%s: ZeRO stage %zu reduce-scatters gradients, which "
+                      "'%s' does not implement; use auto or ring",
+                      dnn_scn_key_origin(scn, "parallelism", "allreduce", where,
+                                         sizeof where),
+                      sm->zero, dnn_comm_algo_name(sm->algo));
     dnn_comm_cost c;
     dnn_status st =
-        dnn_comm_time(DNN_COMM_ALLREDUCE, sm->algo, 1.0, &sm->dp_topo, &c, err);
+        dnn__cache_comm_time(cache, op, sm->algo, 1.0, &sm->dp_topo, &c, err);
     if (st)
       return st;
   }
   size_t *first_tmp = NULL, *stage_of = NULL, *maxc = NULL;
   double *cost = NULL;
-  dnn_status st = DNN_OK;
+  bool scratch = cache != NULL;
+  dnn_status st = setup_tab(sm, cache, err);
+  if (st)
+    goto fail;
   if (sm->V == 1) {
     sm->stages = &sm->one;
     sm->one.first = 0;
@@ -525,20 +855,42 @@ dnn_status dnn__stage_model_build(const dnn_strat_input *in, size_t p, size_t v,
     fill_stages(sm, NULL, NULL);
     return DNN_OK;
   }
-  sm->stages = dnn_calloc(sm->V, sizeof *sm->stages);
-  first_tmp = dnn_malloc(sm->V * sizeof *first_tmp);
-  stage_of = dnn_malloc(L * sizeof *stage_of);
-  maxc = dnn_malloc(L * sizeof *maxc);
-  cost = first ? NULL : dnn_malloc(L * sizeof *cost);
-  if (!sm->stages || !first_tmp || !stage_of || !maxc || (!first && !cost)) {
-    st = DNN_FAIL(err, DNN_ENOMEM, "out of memory building %zu stages", sm->V);
-    goto fail;
+  if (scratch) {
+    /* The cache's scratch: nothing is allocated once it is warm. */
+    st = dnn__cache_scratch(cache, sm->V, L, &sm->stages, &first_tmp, &cost,
+                            err);
+    if (st)
+      goto fail;
+    sm->stages_borrowed = true;
+    memset(sm->stages, 0, sm->V * sizeof *sm->stages);
+  } else {
+    sm->stages = dnn_calloc(sm->V, sizeof *sm->stages);
+    first_tmp = dnn_malloc(sm->V * sizeof *first_tmp);
+    cost = first ? NULL : dnn_malloc(L * sizeof *cost);
+    if (!sm->tab) {
+      stage_of = dnn_malloc(L * sizeof *stage_of);
+      maxc = dnn_malloc(L * sizeof *maxc);
+    }
+    if (!sm->stages || !first_tmp || (!first && !cost) ||
+        (!sm->tab && (!stage_of || !maxc))) {
+      st =
+          DNN_FAIL(err, DNN_ENOMEM, "out of memory building %zu stages", sm->V);
+      goto fail;
+    }
   }
   if (first) {
     memcpy(first_tmp, first, sm->V * sizeof *first_tmp);
   } else if (strcmp(scn->parallelism.partition, "balanced") == 0) {
-    layer_costs(sm, cost);
-    balance(cost, L, sm->V, first_tmp);
+    /* A cache remembers cuts (ZeRO-3's gathers change the costs). */
+    bool memo = cache && sm->tab && sm->zero < 3;
+    if (!memo || !dnn__cache_partition_get(cache, sm->tab, sm->V,
+                                           (int)sm->recompute, first_tmp)) {
+      layer_costs(sm, cost);
+      balance(cost, L, sm->V, first_tmp);
+      if (memo)
+        dnn__cache_partition_put(cache, sm->tab, sm->V, (int)sm->recompute,
+                                 first_tmp);
+    }
   } else if ((st = parse_counts(scn, L, sm->V, first_tmp, err))) {
     goto fail;
   }
@@ -547,17 +899,28 @@ dnn_status dnn__stage_model_build(const dnn_strat_input *in, size_t p, size_t v,
     sm->stages[s].count = (s + 1 < sm->V ? first_tmp[s + 1] : L) - first_tmp[s];
     DNN_ASSERT(sm->stages[s].count > 0);
   }
+  /* Tied weights matter once the cut is known (a copy on another stage). */
+  if (sm->tab) {
+    sm->tied_fc = sm->tab->tied_fc;
+    sm->tied_emb = sm->tab->tied_emb;
+  } else {
+    dnn__net_tied(in->net, &sm->tied_fc, &sm->tied_emb);
+  }
   fill_stages(sm, stage_of, maxc);
-  dnn_free(first_tmp);
+  if (!scratch) {
+    dnn_free(first_tmp);
+    dnn_free(cost);
+  }
   dnn_free(stage_of);
   dnn_free(maxc);
-  dnn_free(cost);
   return DNN_OK;
 fail:
-  dnn_free(first_tmp);
+  if (!sm->stages_borrowed) {
+    dnn_free(first_tmp);
+    dnn_free(cost);
+  }
   dnn_free(stage_of);
   dnn_free(maxc);
-  dnn_free(cost);
   dnn__stage_model_release(sm);
   return st;
 }

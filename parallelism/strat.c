@@ -37,25 +37,6 @@ static bool mixed_precision(dnn_dtype dtype) {
   return dtype == DNN_DTYPE_FP16 || dtype == DNN_DTYPE_BF16;
 }
 
-void dnn_strat_layer_times(const dnn_strat_input *in, size_t batch,
-                           dnn_layer_time *out) {
-  const dnn_scenario *scn = in->scn;
-  double ws_limit = scn->hardware.workspace_MB * MIB;
-  size_t n = dnn_net_layer_count(in->net);
-  for (size_t i = 0; i < n; i++) {
-    dnn_layer_time *lt = &out[i];
-    lt->workspace_bytes = 0;
-    for (int p = 0; p < DNN_PASS_COUNT; p++) {
-      double ws = 0;
-      lt->time_s[p] =
-          dnn_hw_layer_time(in->hw, in->net, i, (dnn_pass)p, batch,
-                            scn->model.dtype, ws_limit, &lt->algo[p], &ws);
-      if (ws > lt->workspace_bytes)
-        lt->workspace_bytes = ws;
-    }
-  }
-}
-
 /* Optimizer update: words touched per parameter and FLOPs per parameter
  * (docs/models.md §6): sgd reads w, g and writes w; momentum adds the
  * velocity read and write; Adam two moments. Mixed precision also writes
@@ -137,15 +118,39 @@ bool dnn__strat_wants_des(const dnn_scenario *scn) {
 
 /* ---- Assembly ------------------------------------------------------------ */
 
+/* Moves the critical rank's tensor-group collectives out of the compute
+ * times they block (both engines count them there: they sit inside the
+ * layer tasks and the optimizer step) into exposed communication. */
+static void split_comm(const dnn__stage_model *sm, size_t r,
+                       dnn_breakdown *bd) {
+  double F = 0, B = 0, R = 0;
+  for (size_t c = 0; c < sm->v; c++) {
+    const dnn__stage *st = &sm->stages[c * sm->p + r];
+    F += st->comm_fwd_s;
+    B += st->comm_bwd_s;
+    R += st->comm_recompute_s;
+  }
+  double m = dnn__d(sm->m), step = dnn__stage_step_comm_s(sm, r);
+  double moved = m * (F + B + R) + step;
+  if (!(moved > 0))
+    return;
+  bd->forward_s = fmax(0.0, bd->forward_s - m * F);
+  bd->backward_s = fmax(0.0, bd->backward_s - m * B);
+  bd->recompute_s = fmax(0.0, bd->recompute_s - m * R);
+  bd->optimizer_s = fmax(0.0, bd->optimizer_s - step);
+  bd->comm_exposed_s += moved;
+  bd->comm_s += moved;
+}
+
 void dnn__strat_assemble(const dnn__stage_model *sm,
                          const dnn__engine_result *r, dnn_prediction *out) {
   const dnn_strat_input *in = &sm->in;
   const dnn_scenario *scn = in->scn;
   const dnn_hw_params *hp = dnn_hw_get(in->hw);
-  dnn_dtype dtype = scn->model.dtype;
   memset(out, 0, sizeof *out);
   out->iteration_s = r->iteration_s;
   out->breakdown = r->breakdown;
+  split_comm(sm, r->critical_rank, &out->breakdown);
   out->devices = dnn_scn_devices(scn);
   out->data = sm->d;
   out->tensor = sm->t;
@@ -156,41 +161,56 @@ void dnn__strat_assemble(const dnn__stage_model *sm,
   out->allreduce = r->algo;
   out->throughput_samples_per_s = dnn__d(scn->model.batch) / r->iteration_s;
 
-  dnn_net_totals tot;
-  dnn_net_totals_get(in->net, sm->b, dtype, &tot);
-  double params = dnn__d(tot.params);
-  double model_flops = tot.flops[DNN_PASS_FWD] + tot.flops[DNN_PASS_BWD_DATA] +
-                       tot.flops[DNN_PASS_BWD_WEIGHTS];
+  double params, model_flops, t_one;
+  if (sm->tab) {
+    params = sm->tab->params;
+    model_flops = dnn__d(sm->m) * sm->tab->flops_mb;
+    t_one = dnn__d(sm->m) * sm->tab->one_fb_s;
+  } else {
+    dnn_net_totals tot;
+    dnn_net_totals_get(in->net, sm->b, scn->model.dtype, &tot);
+    params = dnn__d(tot.params);
+    model_flops = tot.flops[DNN_PASS_FWD] + tot.flops[DNN_PASS_BWD_DATA] +
+                  tot.flops[DNN_PASS_BWD_WEIGHTS];
+    t_one = 0;
+    if (sm->zero >= 3) {
+      /* Without ZeRO-3's gathers, which the stage times include. */
+      size_t L = dnn_net_layer_count(in->net);
+      for (size_t i = 0; i < L; i++) {
+        dnn__layer_row row;
+        dnn__stage_row(sm, i, &row);
+        t_one += dnn__d(sm->m) * (row.fwd_s + row.bwd_s);
+      }
+    } else {
+      for (size_t s = 0; s < sm->V; s++)
+        t_one += dnn__d(sm->m) * (sm->stages[s].fwd_s + sm->stages[s].bwd_s);
+    }
+  }
   double split = dnn__d(sm->p * sm->t);
   out->flops_per_device_per_s = model_flops / split / r->iteration_s;
   /* One device doing a replica's work alone, without communication or
    * recompute (weak scaling, docs/models.md §6): efficiency is the
    * throughput over P x that device's. */
-  double t_one = dnn__strat_optimizer_time(in, params);
-  for (size_t s = 0; s < sm->V; s++)
-    t_one += dnn__d(sm->m) * (sm->stages[s].fwd_s + sm->stages[s].bwd_s);
+  t_one += dnn__strat_optimizer_time(in, params);
   /* A jittered run whose devices all drew fast speeds could beat the
    * mean device: the efficiency is capped at 1. */
   out->scaling_efficiency = fmin(1.0, t_one / (split * r->iteration_s));
 
   /* Memory of the most loaded pipeline rank. */
-  double eb = dnn__d(dnn_dtype_bytes(dtype));
   double best = -1;
   for (size_t rk = 0; rk < sm->p; rk++) {
     dnn_memory m;
-    double pr = dnn__stage_device_params(sm, rk), ws = 0;
+    double ws = 0;
     for (size_t c = 0; c < sm->v; c++)
       ws = fmax(ws, sm->stages[c * sm->p + rk].workspace_bytes);
-    m.weights_bytes = pr * eb;
-    m.gradients_bytes = pr * eb;
-    m.optimizer_bytes =
-        dnn__strat_optimizer_state_bytes(scn->training.optimizer, dtype, pr);
+    dnn__zero_state_memory(sm, rk, &m);
     m.activations_bytes = dnn__sched_peak_activations(sm, rk);
     m.workspace_bytes = ws;
     m.reserved_bytes = hp->mem_reserved_bytes;
     m.total_bytes = m.weights_bytes + m.gradients_bytes + m.optimizer_bytes +
                     m.activations_bytes + m.workspace_bytes + m.reserved_bytes;
     m.capacity_bytes = hp->mem_capacity_bytes;
+    m.headroom_bytes = m.capacity_bytes - m.total_bytes;
     if (m.total_bytes > best) {
       best = m.total_bytes;
       out->memory = m;
@@ -216,15 +236,25 @@ dnn_status dnn__strat_predict_data(const dnn_strat_input *in,
   return st;
 }
 
-dnn_status dnn_strat_predict(const dnn_strat_input *in, dnn_prediction *out,
-                             dnn_error *err) {
+/* Both entry points: the strategy's model (with a cache: the hybrid's
+ * checks, which cover every strategy's, and the cached build). */
+static dnn_status predict(const dnn_strat_input *in, dnn_strat_cache *cache,
+                          dnn_prediction *out, dnn_error *err) {
   const dnn_scenario *scn = in->scn;
   dnn_status st = dnn_scn_validate(scn, err);
   if (st)
     return st;
-  const dnn__strat_type *type = dnn__strat_find(scn);
   dnn__stage_model sm;
-  st = type->build(in, NULL, &sm, err);
+  if (cache == NULL) {
+    st = dnn__strat_find(scn)->build(in, NULL, &sm, err);
+  } else {
+    memset(&sm, 0, sizeof sm);
+    st = dnn__hybrid_check(in, err);
+    if (st == DNN_OK)
+      st = dnn__stage_model_build_ex(in, cache, scn->parallelism.pipeline,
+                                     scn->parallelism.virtual_stages, NULL, &sm,
+                                     err);
+  }
   dnn_engine engine = scn->engine;
   if (engine == DNN_ENGINE_AUTO)
     engine = st == DNN_OK && dnn__strat_wants_des(scn) &&
@@ -241,4 +271,15 @@ dnn_status dnn_strat_predict(const dnn_strat_input *in, dnn_prediction *out,
   }
   dnn__stage_model_release(&sm);
   return st;
+}
+
+dnn_status dnn_strat_predict(const dnn_strat_input *in, dnn_prediction *out,
+                             dnn_error *err) {
+  return predict(in, NULL, out, err);
+}
+
+dnn_status dnn_strat_predict_cached(const dnn_strat_input *in,
+                                    dnn_strat_cache *cache, dnn_prediction *out,
+                                    dnn_error *err) {
+  return predict(in, cache, out, err);
 }

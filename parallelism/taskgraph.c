@@ -355,8 +355,7 @@ static dnn_status walk_device(gb *g, size_t r, size_t q) {
   t.stream = ss->compute[dv];
   t.cat = DNN_SIM_OPTIMIZER;
   t.name = "optimizer";
-  t.duration_s =
-      dnn__strat_optimizer_time(&sm->in, dnn__stage_device_params(sm, r)) * jit;
+  t.duration_s = dnn__stage_optimizer_time(sm, r) * jit;
   return emit(g, &t, &ss->opt_task[dv]);
 }
 
@@ -480,7 +479,7 @@ static void adopt(dnn_strat_sim *ss, const dnn__stage_model *sm,
   ss->sm = *sm;
   if (sm->stages == &sm->one)
     ss->sm.stages = &ss->sm.one;
-  ss->borrowed = borrowed && sm->stages != &sm->one;
+  ss->borrowed = borrowed;
 }
 
 static void *zalloc(size_t n, size_t size, bool *ok) {

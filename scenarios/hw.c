@@ -30,6 +30,8 @@
 #include <string.h>
 #include <threads.h>
 
+/* Longest measured kernel time accepted, in seconds (11.6 days). */
+#define MAX_KERNEL_S 1e6
 /* Longest layer signature a lookup builds on the stack. */
 #define SIG_MAX 512
 /* Most built-in profiles the name list holds. */
@@ -183,8 +185,10 @@ static bool text_savable(const char *s, size_t size, const char **why) {
       *why = "contains a control character";
       return false;
     }
-    if (c == ';' && i > 0 && (s[i - 1] == ' ' || s[i - 1] == '\t')) {
-      *why = "contains ' ;' (an inline comment in INI)";
+    /* "name = ;x" reads back as "": the blank after '=' makes a leading
+     * ';' an inline comment too. */
+    if (c == ';' && (i == 0 || s[i - 1] == ' ' || s[i - 1] == '\t')) {
+      *why = "contains ' ;' or starts with ';' (an inline comment in INI)";
       return false;
     }
   }
@@ -195,6 +199,22 @@ static bool text_savable(const char *s, size_t size, const char **why) {
   return true;
 }
 
+/*
+ * The smallest nonzero value, in INI units, of a key that divides in the
+ * time model (peaks, bandwidth, efficiencies): below it a time overflows
+ * to infinity or a product underflows to 0 (a validation range, not a
+ * hardware constant; 1e-6 TFLOPS is 1 MFLOP/s, 1e-6 GBps 1 kB/s).
+ */
+#define MIN_RATE 1e-6
+
+static bool is_rate(const key *k) {
+  return strncmp(k->name, "peak_", 5) == 0 ||
+         strcmp(k->name, "bandwidth_GBps") == 0 ||
+         strncmp(k->name, "compute.", 8) == 0 ||
+         strncmp(k->name, "memory.", 7) == 0 ||
+         strncmp(k->name, "conv_algo.", 10) == 0;
+}
+
 /* Checks one key's value; DNN_ERANGE with `msg` (no position) on failure. */
 static dnn_status check_key(const dnn_hw_params *p, const key *k, char *msg,
                             size_t n) {
@@ -203,6 +223,14 @@ static dnn_status check_key(const dnn_hw_params *p, const key *k, char *msg,
     const char *s = text_get(p, k);
     if (!text_savable(s, k->size, &why)) {
       snprintf(msg, n, "text %s (at most %zu characters)", why, k->size - 1);
+      return DNN_ERANGE;
+    }
+    /* dnn_hw_save writes "name = text" on one line, which must fit inih's
+     * line buffer for the profile to load back. */
+    size_t most = dnn__ini_max_line() - strlen(k->name) - 3;
+    if (strlen(s) > most) {
+      snprintf(msg, n,
+               "text too long for one INI line (at most %zu characters)", most);
       return DNN_ERANGE;
     }
     if (k->type == K_KIND) {
@@ -219,6 +247,11 @@ static dnn_status check_key(const dnn_hw_params *p, const key *k, char *msg,
   if (!ok) {
     snprintf(msg, n, "%.6g is out of range %s%g, %g]", v,
              k->lo_open ? "(" : "[", k->lo, k->hi);
+    return DNN_ERANGE;
+  }
+  if (is_rate(k) && v != 0 && v < MIN_RATE) {
+    snprintf(msg, n, "%.6g is below %g (0 turns it off where that is allowed)",
+             v, MIN_RATE);
     return DNN_ERANGE;
   }
   return DNN_OK;
@@ -241,12 +274,20 @@ static dnn_status check_cross(const dnn_hw_params *p, size_t *bad, char *msg,
              p->mem_reserved_bytes / 1e9, p->mem_capacity_bytes / 1e9);
     return DNN_ERANGE;
   }
+  /* implicit_gemm and direct run every convolution without workspace, so
+   * one of them keeps each convolution's time finite under any workspace
+   * limit. */
   bool any_algo = false;
   for (size_t a = 0; a < DNN_CONV_ALGO_COUNT; a++)
     any_algo = any_algo || p->eff_conv_algo[a] > 0;
-  if (!any_algo) {
+  if (!(p->eff_conv_algo[DNN_CONV_IMPLICIT_GEMM] > 0) &&
+      !(p->eff_conv_algo[DNN_CONV_DIRECT] > 0)) {
     *bad = key_index("conv_algo.implicit_gemm");
-    snprintf(msg, n, "every conv_algo efficiency is 0; convolutions need one");
+    snprintf(msg, n,
+             "%s; implicit_gemm or direct (which run every convolution "
+             "without workspace) needs an efficiency > 0",
+             any_algo ? "conv_algo.implicit_gemm and conv_algo.direct are 0"
+                      : "every conv_algo efficiency is 0");
     return DNN_ERANGE;
   }
   return DNN_OK;
@@ -388,8 +429,10 @@ static const char *row_invalid(const dnn_hw_kernel_row *r) {
     return "bad dtype";
   if (r->batch == 0)
     return "batch must be >= 1";
-  if (!(isfinite(r->time_s) && r->time_s > 0))
-    return "time_s must be finite and > 0";
+  /* At most MAX_KERNEL_S, so that extrapolating to any batch stays
+   * finite (a validation range, not a hardware constant). */
+  if (!(isfinite(r->time_s) && r->time_s > 0 && r->time_s <= MAX_KERNEL_S))
+    return "time_s must be finite and > 0 (and at most 1e6 s)";
   if (!(isfinite(r->workspace_bytes) && r->workspace_bytes >= 0))
     return "workspace_bytes must be finite and >= 0";
   return NULL;
@@ -811,6 +854,11 @@ dnn_status dnn_hw_load(const char *name_or_path, dnn_hw **out, dnn_error *err) {
   return st;
 }
 
+dnn_status dnn_hw_load_string(const char *text, const char *name,
+                              const char *dir, dnn_hw **out, dnn_error *err) {
+  return load_text(text, name, dir, out, err);
+}
+
 /* ------------------------------------------------------------------------ */
 /* Saving                                                                    */
 /* ------------------------------------------------------------------------ */
@@ -826,7 +874,8 @@ static void fmt_num(char *out, size_t n, double si, double scale) {
     if (strtod(out, NULL) * scale == si)
       return;
   }
-  double cands[2] = {nextafter(v, INFINITY), nextafter(v, -INFINITY)};
+  double cands[2] = {nextafter(v, (double)INFINITY),
+                     nextafter(v, -(double)INFINITY)};
   for (size_t i = 0; i < 2; i++) {
     snprintf(out, n, "%.17g", cands[i]);
     if (strtod(out, NULL) * scale == si)
@@ -910,7 +959,7 @@ static double roofline(const dnn_hw_params *p, dnn_opclass c, dnn_dtype dtype,
     return 0;
   double peak = p->peak_flops[dtype];
   if (!(peak > 0) || !(eff_c > 0))
-    return INFINITY;
+    return (double)INFINITY;
   /* n_1/2 belongs to the arithmetic; a kernel without any (a copy) has
    * only the memory term. */
   double tc = flops > 0 ? (flops + p->half_flops[c]) / (peak * eff_c) : 0;
@@ -934,7 +983,7 @@ double dnn_hw_conv_time(const dnn_hw *hw, const dnn_net *net, size_t i,
   if (workspace_bytes)
     *workspace_bytes = c.applicable ? c.workspace_bytes : 0;
   if (!c.applicable || !(hw->p.eff_conv_algo[algo] > 0))
-    return INFINITY;
+    return (double)INFINITY;
   return roofline(&hw->p, DNN_OP_CONV, dtype, c.flops,
                   c.bytes_read + c.bytes_written, hw->p.eff_conv_algo[algo]);
 }
@@ -950,7 +999,7 @@ static double conv_best(const dnn_hw *hw, const dnn_net *net, size_t i,
                         const char *sig, dnn_pass pass, size_t batch,
                         dnn_dtype dtype, double limit, dnn_conv_algo *algo,
                         double *workspace) {
-  double best = INFINITY;
+  double best = (double)INFINITY;
   bool found = false;
   if (sig) {
     for (size_t a = 0; a < DNN_CONV_ALGO_COUNT; a++) {

@@ -15,10 +15,11 @@
 #include <string.h>
 
 typedef struct reader {
-  const char *pos;  /* next unread character of the text */
-  const char *name; /* file name for messages */
-  int line;         /* line most recently handed to inih */
-  char section[DNN_SCN_NAME_MAX * 2];
+  const char *pos;                    /* next unread character of the text */
+  const char *name;                   /* file name for messages */
+  int line;                           /* line most recently handed to inih */
+  char section[DNN_SCN_NAME_MAX * 2]; /* of the last header reported */
+  bool after_pair; /* a key = value line came since the last header */
   dnn__ini_fn fn;
   void *user;
   dnn_error *err;
@@ -48,28 +49,77 @@ dnn_status dnn__ini_fail(dnn_error *err, dnn_status code, const char *src,
   return dnn__fail(err, code, src, src_line, "%s:%d: %s", name, line, msg);
 }
 
-/* Copies `[name]` out of a header line; false when it is not one. */
-static bool header_name(const char *line, size_t len, char *out, size_t n) {
+/* inih's MAX_SECTION (ini.c of inih r55): it keeps at most 49 characters
+ * of a section name, so the names this reader reports are cut the same. */
+#define INIH_MAX_SECTION 50
+
+/* inih's idea of a blank (isspace, in the C locale inih runs in). */
+static bool blank(char c) {
+  return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' ||
+         c == '\r';
+}
+
+/*
+ * How inih will read one line, decided the way inih r55 decides it (its
+ * ini_parse_stream), so that the headers this reader reports are exactly
+ * the sections inih gives the pairs that follow: a UTF-8 byte-order mark
+ * on line 1 and blanks are skipped, ';' or '#' starts a comment, a
+ * non-blank line indented after a key = value line continues that value
+ * (so an indented "[x]" there is a value, not a header), and a header's
+ * name is the text between '[' and the first ']' not inside an inline
+ * comment, untrimmed and cut to INIH_MAX_SECTION - 1 characters.
+ */
+typedef enum line_kind {
+  L_BLANK,    /* nothing but blanks */
+  L_COMMENT,  /* ; or # first */
+  L_HEADER,   /* [section] */
+  L_PAIR,     /* name = value or name: value */
+  L_CONTINUE, /* an indented line after a pair: more of its value */
+  L_ERROR     /* anything else: inih reports the line */
+} line_kind;
+
+/* inih's find_chars_or_comment: the first of `chars` not inside an inline
+ * comment (a ';' after a blank), or the end. */
+static size_t find_chars(const char *s, size_t from, size_t len,
+                         const char *chars) {
+  bool was_blank = false;
+  size_t j = from;
+  while (j < len && !strchr(chars, s[j]) && !(was_blank && s[j] == ';')) {
+    was_blank = blank(s[j]);
+    j++;
+  }
+  return j;
+}
+
+static line_kind classify(const char *line, size_t len, int lineno,
+                          bool after_pair, char *sec, size_t n) {
   size_t i = 0;
-  while (i < len && (line[i] == ' ' || line[i] == '\t'))
+  if (lineno == 1 && len >= 3 && (unsigned char)line[0] == 0xEF &&
+      (unsigned char)line[1] == 0xBB && (unsigned char)line[2] == 0xBF)
+    i = 3;
+  while (i < len && blank(line[i]))
     i++;
-  if (i >= len || line[i] != '[')
-    return false;
-  const char *end = memchr(line + i, ']', len - i);
-  if (end == NULL)
-    return false;
-  const char *s = line + i + 1;
-  while (s < end && (*s == ' ' || *s == '\t'))
-    s++;
-  const char *e = end;
-  while (e > s && (e[-1] == ' ' || e[-1] == '\t'))
-    e--;
-  size_t k = (size_t)(e - s);
-  if (k >= n)
-    k = n - 1;
-  memcpy(out, s, k);
-  out[k] = '\0';
-  return true;
+  if (i == len)
+    return L_BLANK;
+  if (line[i] == ';' || line[i] == '#')
+    return L_COMMENT;
+  if (after_pair && i > 0)
+    return L_CONTINUE;
+  if (line[i] == '[') {
+    size_t j = find_chars(line, i + 1, len, "]");
+    if (j >= len || line[j] != ']')
+      return L_ERROR;
+    size_t k = j - (i + 1);
+    if (k > INIH_MAX_SECTION - 1)
+      k = INIH_MAX_SECTION - 1;
+    if (k >= n)
+      k = n - 1;
+    memcpy(sec, line + i + 1, k);
+    sec[k] = '\0';
+    return L_HEADER;
+  }
+  size_t j = find_chars(line, i, len, "=:");
+  return j < len && (line[j] == '=' || line[j] == ':') ? L_PAIR : L_ERROR;
 }
 
 /* fgets-like reader over the text: counts lines, reports section headers,
@@ -87,10 +137,10 @@ static char *read_line(char *str, int num, void *stream) {
   size_t content = len;
   if (content > 0 && line[content - 1] == '\r')
     content--;
-  size_t i = 0;
-  while (i < content && (line[i] == ' ' || line[i] == '\t'))
-    i++;
-  if (i < content && (line[i] == ';' || line[i] == '#')) {
+  char sec[sizeof r->section];
+  line_kind kind =
+      classify(line, content, r->line, r->after_pair, sec, sizeof sec);
+  if (kind == L_COMMENT) {
     str[0] = '\n';
     str[1] = '\0';
     return str;
@@ -101,14 +151,16 @@ static char *read_line(char *str, int num, void *stream) {
                           content, dnn__ini_max_line());
     return NULL;
   }
-  char sec[sizeof r->section];
-  if (header_name(line, content, sec, sizeof sec)) {
+  if (kind == L_HEADER) {
+    r->after_pair = false;
     memcpy(r->section, sec, sizeof sec);
     dnn_status st = r->fn(r->user, sec, NULL, NULL, r->line, r->err);
     if (st != DNN_OK) {
       r->st = st;
       return NULL;
     }
+  } else if (kind == L_PAIR) {
+    r->after_pair = true;
   }
   memcpy(str, line, content);
   str[content] = '\n';
@@ -121,6 +173,17 @@ static int on_pair(void *user, const char *section, const char *name,
   reader *r = user;
   if (r->st != DNN_OK)
     return 0;
+  if (strcmp(section, r->section) != 0) {
+    /* Should classify() and inih ever disagree, the parsers still see a
+     * header before the section's first pair (never a pair of a section
+     * they were not told about). */
+    snprintf(r->section, sizeof r->section, "%s", section);
+    dnn_status st = r->fn(r->user, section, NULL, NULL, r->line, r->err);
+    if (st != DNN_OK) {
+      r->st = st;
+      return 0;
+    }
+  }
   dnn_status st =
       r->fn(r->user, section, name, value ? value : "", r->line, r->err);
   if (st != DNN_OK) {

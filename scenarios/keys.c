@@ -31,6 +31,8 @@ static const char *const policy_names[] = {"undivided", "powerOfTwo", "all",
 static const char *const size_policy_names[] = {"batch", "copies", NULL};
 static const char *const consistency_names[] = {"sync", "ssp", "async", NULL};
 static const char *const engine_names[] = {"auto", "analytic", "des", NULL};
+static const char *const split_names[] = {"auto", "channel", "spatial", "batch",
+                                          NULL};
 /* Same order as DNN_COMM_ALGO_LIST in comm.h (checked by a test). */
 static const char *const allreduce_names[] = {"auto",
                                               "ring",
@@ -147,6 +149,9 @@ static const dnn_scn_key keys[] = {
     KEY("parallelism", "ps_servers", DNN_SCN_INT, parallelism.ps_servers, 1,
         1048576, "1", NULL, NULL,
         "Parameter servers for allreduce = ps (gradient shards)."),
+    KEY("parallelism", "tensor_split", DNN_SCN_ENUM, parallelism.tensor_split,
+        0, 0, "auto", split_names, NULL,
+        "How tensor groups split layers without a Megatron role (CNNs)."),
 
     /* [training] */
     KEY("training", "optimizer", DNN_SCN_ENUM, training.optimizer, 0, 0,

@@ -306,9 +306,10 @@ dnn_status dnn_scn_set_value(dnn_scenario *scn, const char *section,
       const char *cands[DNN_SCN_MAX_KEYS + 1];
       section_keys(section, cands, DNN_ARRAY_LEN(cands));
       const char *near = dnn_nearest_name(key, cands);
-      return DNN_FAIL(err, DNN_EPARSE, "--set %s.%s: unknown key%s%s%s%s",
+      return DNN_FAIL(err, DNN_EPARSE, "--set %s.%s: unknown key%s%s%s%s%s",
                       section, key, near ? " (did you mean " : "",
-                      near ? section : "", near ? "." : "", near ? near : "");
+                      near ? section : "", near ? "." : "", near ? near : "",
+                      near ? "?)" : "");
     }
     return unknown_name(file, section, key, line, file, err);
   }

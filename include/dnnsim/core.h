@@ -195,8 +195,10 @@ const char *dnn_version(void);
 unsigned dnn_edit_distance(const char *a, const char *b);
 
 /*
- * The candidate nearest to `name` (edit distance at most max(2, len/3)),
- * or NULL when none is near enough. `candidates` is NULL-terminated.
+ * The candidate nearest to `name`: the shortest one that `name` (3
+ * characters or more) is a proper prefix of, else the nearest by edit
+ * distance (at most max(2, len/3)), or NULL when none is near enough.
+ * `candidates` is NULL-terminated.
  */
 const char *dnn_nearest_name(const char *name, const char *const *candidates);
 

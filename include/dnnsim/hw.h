@@ -81,7 +81,10 @@ dnn_hw_params dnn_hw_default_params(void);
 
 /*
  * Checks that every value is in range (peaks and bandwidths > 0,
- * efficiencies in (0, 1], ...). DNN_ERANGE naming the first bad field.
+ * efficiencies in (0, 1], ...; a nonzero peak, bandwidth or efficiency at
+ * least 1e-6 in INI units; conv_algo.implicit_gemm or conv_algo.direct
+ * > 0; texts that save on one INI line). DNN_ERANGE naming the first bad
+ * field.
  */
 dnn_status dnn_hw_params_check(const dnn_hw_params *p, dnn_error *err);
 
@@ -96,6 +99,14 @@ dnn_status dnn_hw_alloc(const dnn_hw_params *p, dnn_hw **out, dnn_error *err);
  * suggestion), DNN_EIO.
  */
 dnn_status dnn_hw_load(const char *name_or_path, dnn_hw **out, dnn_error *err);
+
+/*
+ * Loads a profile from INI text (for tests and fuzzing). `name` stands for
+ * the file in messages; `dir` resolves a [kernels] file name (NULL: the
+ * text may not name one, as for a built-in). Errors as dnn_hw_load.
+ */
+dnn_status dnn_hw_load_string(const char *text, const char *name,
+                              const char *dir, dnn_hw **out, dnn_error *err);
 
 /* Writes the profile as INI (atomically). DNN_EIO. */
 dnn_status dnn_hw_save(const dnn_hw *hw, const char *path, dnn_error *err);
@@ -199,6 +210,134 @@ const char *const *dnn_hw_link_list(void);
 
 /* Total devices of a cluster. */
 size_t dnn_cluster_devices(const dnn_cluster *c);
+
+/* ------------------------------------------------------------------------ */
+/* Calibrated collective fits (comm profiles)                                */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * A comm profile holds what `dnnsim calibrate mpi` fitted to measured
+ * collectives (docs/calibration.md), for `[cluster] comm_profile`. One fit
+ * covers one (operation, algorithm, communicator size): the measured time
+ * as a piecewise-linear function of the message size (exact at that size
+ * of communicator), and the link parameters alpha, beta and gamma that
+ * reproduce it through the algorithm's cost formula in comm.h, which is
+ * how other communicator sizes are predicted.
+ */
+typedef struct dnn_comm_profile dnn_comm_profile;
+
+#define DNN_COMM_FIT_MAX_SEGMENTS 4
+
+/* t(m) = latency_s + s_per_byte * m for lo_bytes <= m < the next lo. */
+typedef struct dnn_comm_segment {
+  double lo_bytes;   /* the segment starts at this message size */
+  double latency_s;  /* intercept */
+  double s_per_byte; /* slope */
+} dnn_comm_segment;
+
+/* One fitted collective. */
+typedef struct dnn_comm_fit {
+  int op;                 /* a dnn_comm_op (comm.h includes this header) */
+  int algo;               /* a dnn_comm_algo; AUTO: the MPI library's own
+                             choice; DNN_COMM_ALGO_COUNT: no comm.h model */
+  char mpi_algorithm[32]; /* what ran, as the MPI library names it */
+  size_t ranks;           /* communicator size it was measured on */
+  size_t n_segments;      /* 1..DNN_COMM_FIT_MAX_SEGMENTS */
+  dnn_comm_segment seg[DNN_COMM_FIT_MAX_SEGMENTS]; /* by increasing lo */
+  double alpha_s;          /* link latency under the algorithm's formula */
+  double beta_s_per_byte;  /* link time per byte */
+  double gamma_s_per_byte; /* reduction time per byte (0: none) */
+  bool has_link;           /* alpha/beta/gamma are defined (not for AUTO) */
+  double min_bytes;        /* smallest and largest measured size */
+  double max_bytes;
+  size_t points;              /* measured sizes fitted */
+  double r2;                  /* coefficient of determination of the times */
+  double median_rel_residual; /* median |fit - measured| / measured */
+  double max_rel_residual;    /* largest of those */
+  bool poor;                  /* flagged: r2 or residuals above limits */
+} dnn_comm_fit;
+
+/* Whole-profile information. */
+typedef struct dnn_comm_profile_info {
+  char name[64];                    /* e.g. the host */
+  char source[DNN_HW_TEXT_MAX];     /* MPI library and transport */
+  char calibrated[DNN_HW_TEXT_MAX]; /* date, host and command line */
+  double gamma_s_per_byte;          /* MPI_Reduce_local cost (0: unknown) */
+  bool has_loggp;                   /* LogGP from ping-pong (Alexandrov 1995) */
+  double loggp_L_s;                 /* latency */
+  double loggp_o_s;                 /* per-message CPU overhead */
+  double loggp_g_s;                 /* gap between messages */
+  double loggp_G_s_per_byte;        /* gap per byte */
+  size_t loggp_P;                   /* processes */
+} dnn_comm_profile_info;
+
+/* An empty profile with `info` (copied). DNN_ENOMEM. */
+dnn_status dnn_hw_comm_profile_alloc(const dnn_comm_profile_info *info,
+                                     dnn_comm_profile **out, dnn_error *err);
+
+/* NULL does nothing. */
+void dnn_hw_comm_profile_free(dnn_comm_profile *cp);
+
+/*
+ * Adds a fit (copied); a fit with the same op, mpi_algorithm and ranks is
+ * replaced. DNN_EINVAL for an inconsistent fit (no segment, segments not
+ * increasing, non-finite numbers, a name that cannot be saved),
+ * DNN_ENOMEM.
+ */
+dnn_status dnn_hw_comm_profile_add(dnn_comm_profile *cp,
+                                   const dnn_comm_fit *fit, dnn_error *err);
+
+/* Borrowed; valid until the profile is freed. */
+const dnn_comm_profile_info *
+dnn_hw_comm_profile_info(const dnn_comm_profile *cp);
+size_t dnn_hw_comm_profile_count(const dnn_comm_profile *cp);
+const dnn_comm_fit *dnn_hw_comm_profile_get(const dnn_comm_profile *cp,
+                                            size_t i);
+
+/*
+ * Reads a comm profile INI file. Errors name file, line, section and key:
+ * DNN_EPARSE (syntax, unknown section or key, missing key), DNN_ERANGE
+ * (value out of range), DNN_EIO.
+ */
+dnn_status dnn_hw_comm_profile_load(const char *path, dnn_comm_profile **out,
+                                    dnn_error *err);
+
+/* The same from text (`name` stands for the file in messages). */
+dnn_status dnn_hw_comm_profile_load_string(const char *text, const char *name,
+                                           dnn_comm_profile **out,
+                                           dnn_error *err);
+
+/* Writes the profile as INI, atomically. DNN_EIO. */
+dnn_status dnn_hw_comm_profile_save(const dnn_comm_profile *cp,
+                                    const char *path, dnn_error *err);
+
+/*
+ * The fit of (op, algo) on `ranks` ranks, or at the nearest communicator
+ * size measured for that pair (ties go to the larger) when there is none
+ * for `ranks`; NULL when the pair was not measured. *exact (may be NULL)
+ * tells whether the communicator size matched. Use dnn_hw_comm_fit_time
+ * for an exact match and the link parameters with comm.h's formula
+ * otherwise. Does not allocate.
+ */
+const dnn_comm_fit *dnn_hw_comm_profile_lookup(const dnn_comm_profile *cp,
+                                               int op, int algo, size_t ranks,
+                                               bool *exact);
+
+/*
+ * The fits of (op, algo) that bracket `ranks`: *lo the one with the most
+ * ranks below it, *hi the one with the fewest above (either NULL when
+ * there is none; both NULL on an exact match, which lookup returns). Lets
+ * a predictor interpolate between measured communicator sizes
+ * (docs/calibration.md). Does not allocate.
+ */
+void dnn_hw_comm_profile_bracket(const dnn_comm_profile *cp, int op, int algo,
+                                 size_t ranks, const dnn_comm_fit **lo,
+                                 const dnn_comm_fit **hi);
+
+/* The fitted time of `bytes` (>= 0) at the fit's own communicator size:
+ * the segment whose range holds `bytes` (the first below its range, the
+ * last above it). */
+double dnn_hw_comm_fit_time(const dnn_comm_fit *fit, double bytes);
 
 #ifdef __cplusplus
 }

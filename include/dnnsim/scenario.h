@@ -83,6 +83,15 @@ typedef enum dnn_compression {
   DNN_COMPRESSION_ONEBIT
 } dnn_compression;
 
+/* How a tensor-parallel group splits layers without a Megatron role
+ * (CNNs): chosen per layer, or one split for all (docs/models.md §13). */
+typedef enum dnn_tensor_split {
+  DNN_TENSOR_SPLIT_AUTO,    /* the cheapest per layer */
+  DNN_TENSOR_SPLIT_CHANNEL, /* output channels (filters) */
+  DNN_TENSOR_SPLIT_SPATIAL, /* rows of the image, with halo exchange */
+  DNN_TENSOR_SPLIT_BATCH    /* samples */
+} dnn_tensor_split;
+
 typedef enum dnn_engine {
   DNN_ENGINE_AUTO,     /* DES when the scenario overlaps or pipelines */
   DNN_ENGINE_ANALYTIC, /* closed forms */
@@ -148,6 +157,7 @@ typedef struct dnn_scenario {
     double bucket_MB;
     bool sequence_parallel;
     size_t ps_servers;
+    int tensor_split; /* dnn_tensor_split */
   } parallelism;
 
   struct {
@@ -261,7 +271,9 @@ dnn_status dnn_scn_get_value(const dnn_scenario *scn, const char *section,
 /*
  * Writes the scenario as INI text: every key whose value differs from its
  * default, or every key when `all` is true. Loading the text back gives an
- * equal scenario (the round trip the tests check).
+ * equal scenario (the round trip the tests check). DNN_ERANGE, before
+ * anything is written, when a line would be too long to load back
+ * (a path over about 190 characters); DNN_EIO; DNN_ENOMEM.
  */
 dnn_status dnn_scn_write(const dnn_scenario *scn, FILE *fp, bool all,
                          dnn_error *err);
@@ -270,7 +282,8 @@ dnn_status dnn_scn_write(const dnn_scenario *scn, FILE *fp, bool all,
  * Checks what single keys cannot: data x tensor x pipeline equals the
  * device count, the batch divides evenly, micro-batches cover the batch,
  * probabilities sum to 1, ... The message names the file, line and key of
- * the value to change. DNN_EINVAL.
+ * the value to change. DNN_EINVAL; DNN_ERANGE for a field set directly
+ * outside its key's range, or a nonzero bandwidth override below 1e-6 GB/s.
  */
 dnn_status dnn_scn_validate(const dnn_scenario *scn, dnn_error *err);
 
@@ -291,12 +304,14 @@ const char *dnn_scn_key_origin(const dnn_scenario *scn, const char *section,
 
 /*
  * Builds the scenario's network (zoo name or network file) at input size
- * `image` (0: the scenario's model.image). Owned by the caller.
+ * `image` (0: the scenario's model.image). Owned by the caller. DNN_EINVAL
+ * for a network file with nothing to compute (only inputs and views).
  */
 dnn_status dnn_scn_build_net(const dnn_scenario *scn, size_t image,
                              dnn_net **out, dnn_error *err);
 
-/* Loads the scenario's hardware profile. Owned by the caller. */
+/* Loads the scenario's hardware profile. Owned by the caller. DNN_EINVAL
+ * when the profile has no peak for [model] dtype. */
 dnn_status dnn_scn_load_hw(const dnn_scenario *scn, dnn_hw **out,
                            dnn_error *err);
 

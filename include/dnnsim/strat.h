@@ -15,13 +15,24 @@
  * interleaved schedule, activations and gradients sent between stages,
  * each stage's gradients allreduced among its d replicas.
  *
+ * Tensor, model and operator parallelism (docs/models.md §13): a group of
+ * t devices splits every layer, Megatron-style for transformer layers
+ * (column, row and head splits, two allreduces per block and pass, or a
+ * reduce-scatter and an allgather each with sequence parallelism), by
+ * channel, spatial domain (with halo exchange) or batch for the others;
+ * hybrid d x t x p with ZeRO stages 0-3 (docs/models.md §14).
+ *
  * Two engines read the same per-stage costs: closed forms (analytic) and
  * the event simulator (sim.h), which times bucketed overlap, schedules
  * and shared links exactly. Engine auto picks the simulator when the
  * scenario overlaps communication (d > 1, overlap on), pipelines, or
  * has jitter, unless its graph would exceed DNN_STRAT_SIM_MAX_TASKS.
  *
- * Evaluation does not allocate on the analytic path of data parallelism.
+ * Evaluation does not allocate on the analytic path of data parallelism
+ * (t = p = 1). With a cache (dnn_strat_predict_cached) per-layer times are
+ * computed once per network, profile, micro-batch size, dtype, workspace
+ * limit and tensor split, and the analytic path of every strategy then
+ * does not allocate either: that is what sweeps and search use.
  */
 #ifndef DNNSIM_STRAT_H
 #define DNNSIM_STRAT_H
@@ -61,6 +72,8 @@ typedef struct dnn_memory {
   double reserved_bytes; /* runtime/framework reserve from the profile */
   double total_bytes;
   double capacity_bytes;
+  double headroom_bytes; /* capacity - total: negative when it does not fit,
+                            by that much */
 } dnn_memory;
 
 /* The prediction of one scenario. */
@@ -88,28 +101,119 @@ typedef struct dnn_strat_input {
   dnn_cluster cluster;
 } dnn_strat_input;
 
-/* Per-layer, per-pass times of one device (for describe and traces). */
+/*
+ * A cache of per-layer times and memory (see dnn_strat_cache_alloc):
+ * mutable scratch for dnn_strat_predict_cached, one thread at a time.
+ */
+typedef struct dnn_strat_cache dnn_strat_cache;
+
+/*
+ * How a tensor-parallel group of t devices splits a layer (operator
+ * parallelism, docs/models.md §13): replicated; Megatron's column, row
+ * and head splits of transformer layers, and the sequence split of the
+ * replicated ones under sequence parallelism; a split by output channels
+ * (filters), by rows of the image (with halo exchange) or by samples for
+ * the others.
+ */
+#define DNN_SPLIT_LIST(X)                                                      \
+  X(NONE, "replicated")                                                        \
+  X(COLUMN, "column")                                                          \
+  X(ROW, "row")                                                                \
+  X(HEADS, "heads")                                                            \
+  X(SEQUENCE, "sequence")                                                      \
+  X(CHANNEL, "channel")                                                        \
+  X(SPATIAL, "spatial")                                                        \
+  X(BATCH, "batch")
+
+typedef enum dnn_split {
+#define DNN_SPLIT_ENUM_(id, name) DNN_SPLIT_##id,
+  DNN_SPLIT_LIST(DNN_SPLIT_ENUM_)
+#undef DNN_SPLIT_ENUM_
+      DNN_SPLIT_COUNT
+} dnn_split;
+
+/* "replicated", "column", ... ("?" for an unknown value). */
+const char *dnn_split_name(dnn_split s);
+
+/*
+ * Per-layer, per-pass times of one device (for describe and traces), with
+ * the layer's share when a tensor-parallel group splits it.
+ */
 typedef struct dnn_layer_time {
-  double time_s[DNN_PASS_COUNT];
+  double time_s[DNN_PASS_COUNT];      /* compute of this device's share */
   dnn_conv_algo algo[DNN_PASS_COUNT]; /* DNN_CONV_ALGO_COUNT if not conv */
   double workspace_bytes;             /* max over passes */
+  dnn_split split;                    /* DNN_SPLIT_NONE when t = 1 */
+  /* The tensor group's collectives the pass waits for (not in time_s),
+   * and their payload: the full tensor each collective reduces or
+   * gathers, summed over the pass's collectives. */
+  double comm_s[DNN_PASS_COUNT];
+  double comm_bytes[DNN_PASS_COUNT];
+  /* Gradient bytes of weights the group replicates (spatial and batch
+   * splits), allreduced among its t devices once per iteration. */
+  double group_grad_bytes;
 } dnn_layer_time;
 
 /*
  * Predicts one iteration. DNN_EINVAL when the strategy does not match the
- * cluster (with the scenario key to change), DNN_EUNSUPPORTED for a
- * combination this build cannot predict yet. A configuration that does not
- * fit in memory is still predicted (fits_in_memory false).
+ * cluster or the network (with the scenario key to change: e.g. heads not
+ * divisible by tensor, ZeRO 2-3 with a pipeline), DNN_EUNSUPPORTED for a
+ * combination this build cannot predict yet, DNN_ENOMEM (a pipeline's
+ * stage table, or per-layer tables without a cache). A configuration that
+ * does not fit in memory is still predicted (fits_in_memory false,
+ * memory.headroom_bytes negative).
  */
 dnn_status dnn_strat_predict(const dnn_strat_input *in, dnn_prediction *out,
                              dnn_error *err);
 
 /*
+ * The same prediction, reading per-layer times from `cache` (computed on
+ * the first use of each combination) and taking the stage table from its
+ * scratch: for sweeps and search, where the analytic path then costs
+ * O(layers + stages) additions and never allocates once warm. The result
+ * equals dnn_strat_predict's to rounding (relative 1e-12). Errors as
+ * dnn_strat_predict.
+ */
+dnn_status dnn_strat_predict_cached(const dnn_strat_input *in,
+                                    dnn_strat_cache *cache, dnn_prediction *out,
+                                    dnn_error *err);
+
+/*
  * Per-layer times of one device at `batch` samples into `out` (an array of
- * dnn_net_layer_count entries, caller-owned). Does not allocate.
+ * dnn_net_layer_count entries, caller-owned), under the scenario's tensor
+ * degree, sequence_parallel and tensor_split (t = 1: every layer
+ * replicated, times as dnn_hw_layer_time). Does not allocate.
  */
 void dnn_strat_layer_times(const dnn_strat_input *in, size_t batch,
                            dnn_layer_time *out);
+
+/* ------------------------------------------------------------------------ */
+/* The cache of per-layer times                                              */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * An empty cache. It keeps the per-layer times, workspace, activation
+ * memory and tensor-group communication of a few (network, profile,
+ * cluster links, micro-batch size, dtype, workspace limit, tensor degree,
+ * sequence parallelism, tensor split) combinations, the most recent
+ * first, and scratch for the stage table, so that repeated predictions
+ * (sweeps, search) reuse them and do not allocate once warm. An entry is
+ * found again by value, except that the network and profile are matched
+ * by address and measured-row count: after changing either in place (or
+ * freeing one and building another), call dnn_strat_cache_clear.
+ * DNN_ENOMEM.
+ */
+dnn_status dnn_strat_cache_alloc(dnn_strat_cache **out, dnn_error *err);
+
+/* Forgets every entry (keeps the memory). NULL does nothing. */
+void dnn_strat_cache_clear(dnn_strat_cache *c);
+
+/* Frees it. NULL does nothing. */
+void dnn_strat_cache_free(dnn_strat_cache *c);
+
+/* Entries computed and lookups that found one, since allocation. */
+void dnn_strat_cache_stats(const dnn_strat_cache *c, size_t *misses,
+                           size_t *hits);
 
 /* ------------------------------------------------------------------------ */
 /* The event simulation of a scenario                                        */

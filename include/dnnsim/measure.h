@@ -1,0 +1,484 @@
+/*
+ * dnnsim measure: real measurements of collectives (MPI), CPU kernels
+ * (oneDNN) and GPU kernels (cuDNN + CUPTI), with the statistics of repeats
+ * and the raw CSV files that calibrate/ fits profiles from.
+ *
+ * Method (Deep500, Ben-Nun et al., IPDPS 2019; ../shared/REFERENCE.md §5):
+ * warm-up runs first, then timed samples until the 95% confidence interval
+ * of the median is within `ci_rel` of the median or a cap is hit. A sample
+ * is the mean of `runs` back-to-back runs (Deep500 times blocks of 10 runs
+ * and takes the median of the block means); `runs` grows so that a sample
+ * lasts at least `min_sample_s`, which keeps timer resolution out of short
+ * kernels. The interval is distribution-free: order statistics of the
+ * sorted samples whose coverage follows from the binomial distribution
+ * (docs/measure.md). Every kernel is verified against a plain C reference
+ * on its own shape before it is timed (Deep500's verifiable benchmarking);
+ * a kernel that fails is never used for calibration.
+ *
+ * Back ends are optional at build time (DNNSIM_WITH_MPI, _DNNL, _CUDA): a
+ * build without one still links and its functions return
+ * DNN_EUNSUPPORTED saying what is missing. The GPU back end returns
+ * DNN_ENODEVICE ("no CUDA device") on a machine without a GPU.
+ */
+#ifndef DNNSIM_MEASURE_H
+#define DNNSIM_MEASURE_H
+
+#include "dnnsim/comm.h"
+#include "dnnsim/core.h"
+#include "dnnsim/model.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ------------------------------------------------------------------------ */
+/* Opaque types                                                              */
+/* ------------------------------------------------------------------------ */
+
+typedef struct dnn_meas_sampler dnn_meas_sampler;
+typedef struct dnn_meas_coll_table dnn_meas_coll_table;
+typedef struct dnn_meas_kernel_table dnn_meas_kernel_table;
+typedef struct dnn_meas_mpi dnn_meas_mpi;
+
+/* ------------------------------------------------------------------------ */
+/* Hooks                                                                     */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * Progress: `done` of `total` measurement points finished, `label` names
+ * the current one. Returning non-zero stops the measurement with
+ * DNN_EINTERRUPTED (the CLI does this after SIGINT). With MPI it is called
+ * on rank 0 only and the stop is broadcast.
+ */
+typedef int (*dnn_meas_progress_fn)(void *ud, size_t done, size_t total,
+                                    const char *label);
+
+/* ------------------------------------------------------------------------ */
+/* Statistics of repeats                                                     */
+/* ------------------------------------------------------------------------ */
+
+/* Summary of the samples of one measurement. Times in seconds. */
+typedef struct dnn_meas_stats {
+  size_t samples;    /* timed samples */
+  size_t runs;       /* runs averaged into each sample */
+  double min_s;      /* smallest sample */
+  double median_s;   /* median sample: the reported time */
+  double max_s;      /* largest sample */
+  double mean_s;     /* arithmetic mean of the samples */
+  double ci_lo_s;    /* confidence interval of the median, lower end */
+  double ci_hi_s;    /* upper end */
+  double confidence; /* coverage of [ci_lo_s, ci_hi_s], in (0, 1) */
+  bool converged;    /* half-width <= ci_rel * median before a cap */
+} dnn_meas_stats;
+
+/*
+ * Median and distribution-free confidence interval of the median of `n`
+ * samples (any order; not modified). The interval is [x_(k), x_(n+1-k)]
+ * of the sorted samples with the largest k whose binomial coverage
+ * 1 - 2 P(Bin(n, 1/2) <= k-1) is at least `confidence`; with too few
+ * samples for that coverage it is [min, max] and `confidence` reports the
+ * smaller coverage actually reached. `converged` is left false.
+ * DNN_EINVAL for n == 0, a non-finite sample or confidence outside (0, 1).
+ */
+dnn_status dnn_meas_stats_compute(const double *x, size_t n, double confidence,
+                                  dnn_meas_stats *out, dnn_error *err);
+
+/* Half-width of the interval relative to the median (INFINITY if the
+ * median is 0). */
+double dnn_meas_stats_rel_halfwidth(const dnn_meas_stats *s);
+
+/* How a measurement repeats. */
+typedef struct dnn_meas_repeat_params {
+  size_t warmup_runs;  /* untimed runs before the first sample */
+  size_t min_samples;  /* samples before the stopping test, >= 1 */
+  size_t max_samples;  /* cap on samples, >= min_samples */
+  size_t max_runs;     /* cap on runs per sample, >= 1 */
+  double ci_rel;       /* stop when half-width <= ci_rel * median */
+  double confidence;   /* of the interval, in (0, 1) */
+  double min_sample_s; /* a sample lasts at least this long, >= 0 */
+  double max_total_s;  /* time budget of one measurement (0: none) */
+} dnn_meas_repeat_params;
+
+/*
+ * Deep500-like defaults: 2 warm-up runs, 10 to 100 samples, 95% interval
+ * within 5% of the median, samples of at least 1 ms, at most 1000 runs per
+ * sample and 5 s per measurement.
+ */
+dnn_meas_repeat_params dnn_meas_repeat_default_params(void);
+
+/* The coarse setting of --quick: 1 warm-up, 5 to 15 samples, 10%. */
+dnn_meas_repeat_params dnn_meas_repeat_quick_params(void);
+
+/* DNN_EINVAL naming the first field out of range. */
+dnn_status dnn_meas_repeat_params_check(const dnn_meas_repeat_params *p,
+                                        dnn_error *err);
+
+/* Runs per sample for a run that takes `run_s` (clamped to [1, max_runs]). */
+size_t dnn_meas_repeat_runs(const dnn_meas_repeat_params *p, double run_s);
+
+/*
+ * The stopping rule as an object: add samples until dnn_meas_sampler_done.
+ * Deterministic, so MPI ranks that add the same samples stop together.
+ * DNN_EINVAL (bad parameters), DNN_ENOMEM.
+ */
+dnn_status dnn_meas_sampler_alloc(const dnn_meas_repeat_params *p,
+                                  dnn_meas_sampler **out, dnn_error *err);
+void dnn_meas_sampler_free(dnn_meas_sampler *s);
+/* Forgets the samples (for the next measurement); `runs` per sample. */
+void dnn_meas_sampler_reset(dnn_meas_sampler *s, size_t runs);
+/* Records one sample, the mean time of one run in it (seconds). Samples
+ * beyond max_samples are ignored. */
+void dnn_meas_sampler_add(dnn_meas_sampler *s, double sample_s);
+/* True when the interval is narrow enough (after min_samples), the cap is
+ * hit, or the time budget is spent. */
+bool dnn_meas_sampler_done(dnn_meas_sampler *s);
+/* The statistics so far (all zero before the first sample). */
+void dnn_meas_sampler_stats(dnn_meas_sampler *s, dnn_meas_stats *out);
+
+/*
+ * One timed sample: run the kernel `runs` times back to back and return
+ * the elapsed wall-clock (or device) time in *elapsed_s. A failing status
+ * stops the measurement and is returned.
+ */
+typedef dnn_status (*dnn_meas_run_fn)(void *ud, size_t runs, double *elapsed_s,
+                                      dnn_error *err);
+
+/*
+ * The convenience driver: warm-up, sizing of runs per sample from the
+ * warm-up, then samples until the sampler is done.
+ */
+dnn_status dnn_meas_repeat_run(const dnn_meas_repeat_params *p,
+                               dnn_meas_run_fn fn, void *ud,
+                               dnn_meas_stats *out, dnn_error *err);
+
+/* Monotonic wall-clock time in seconds (arbitrary origin). */
+double dnn_meas_now_s(void);
+
+/* ------------------------------------------------------------------------ */
+/* Collective measurements                                                   */
+/* ------------------------------------------------------------------------ */
+
+#define DNN_MEAS_NAME_MAX 32
+
+/*
+ * One measured point in the nccl-tests/OSU spirit. `size_bytes` follows
+ * comm.h (allreduce buffer, reduce-scatter input, allgather output,
+ * broadcast message, all-to-all bytes per rank, p2p message). The time of
+ * a sample is the maximum over ranks of that sample.
+ *
+ * Besides the collectives the table holds the LogGP and gamma probes:
+ * op p2p with algorithm "pingpong" (half round trip), "overhead" (sender
+ * CPU time of a send) and "gap" (time per message in a stream); op reduce
+ * with algorithm "local" and ranks 1 (MPI_Reduce_local, the reduction
+ * cost gamma).
+ */
+typedef struct dnn_meas_coll_row {
+  dnn_comm_op op;
+  char algorithm[DNN_MEAS_NAME_MAX]; /* as the MPI library names it, or
+                                        "default" for its own choice */
+  int mpi_id;          /* coll_tuned forced-algorithm number, 0: default */
+  dnn_comm_algo model; /* comm.h algorithm it realises; AUTO for "default";
+                          DNN_COMM_ALGO_COUNT for none */
+  size_t ranks;        /* communicator size */
+  size_t size_bytes;   /* message size, comm.h convention */
+  size_t count;        /* elements of 4 bytes (float) */
+  dnn_meas_stats t;    /* time of one operation */
+  double algbw_GBps;   /* size_bytes / median, 1e9 B/s */
+  double busbw_GBps;   /* algbw times the nccl-tests bus factor */
+} dnn_meas_coll_row;
+
+/* nccl-tests bus-bandwidth factor of `op` on `ranks` ranks: allreduce
+ * 2(P-1)/P, reduce-scatter, allgather and all-to-all (P-1)/P, others 1. */
+double dnn_meas_busbw_factor(dnn_comm_op op, size_t ranks);
+
+/* Tables of rows (growable; rows are copied in). DNN_ENOMEM. */
+dnn_status dnn_meas_coll_table_alloc(dnn_meas_coll_table **out, dnn_error *err);
+void dnn_meas_coll_table_free(dnn_meas_coll_table *t);
+dnn_status dnn_meas_coll_table_add(dnn_meas_coll_table *t,
+                                   const dnn_meas_coll_row *row,
+                                   dnn_error *err);
+size_t dnn_meas_coll_table_count(const dnn_meas_coll_table *t);
+/* Borrowed; valid until the next add or free. `i` < count. */
+const dnn_meas_coll_row *dnn_meas_coll_table_get(const dnn_meas_coll_table *t,
+                                                 size_t i);
+/* The row with this key (op, algorithm, ranks, size), or NULL. */
+const dnn_meas_coll_row *dnn_meas_coll_table_find(const dnn_meas_coll_table *t,
+                                                  dnn_comm_op op,
+                                                  const char *algorithm,
+                                                  size_t ranks,
+                                                  size_t size_bytes);
+
+/*
+ * CSV of collective rows: one header line (dnn_meas_coll_csv_header), then
+ * one line per row; lines starting with '#' are comments. Reading appends
+ * to `t`; a bad line is DNN_EPARSE "PATH:LINE: column NAME: ..." (or
+ * DNN_ERANGE for a value out of range), a missing file DNN_EIO. Writing is
+ * atomic (temporary file, then rename).
+ */
+const char *dnn_meas_coll_csv_header(void);
+void dnn_meas_coll_csv_write_row(FILE *fp, const dnn_meas_coll_row *row);
+dnn_status dnn_meas_coll_csv_read(const char *path, dnn_meas_coll_table *t,
+                                  dnn_error *err);
+dnn_status dnn_meas_coll_csv_write(const char *path,
+                                   const dnn_meas_coll_table *t,
+                                   const char *comment, dnn_error *err);
+
+/* ------------------------------------------------------------------------ */
+/* MPI back end                                                              */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * MPI's state for a measurement run. dnn_meas_mpi_init calls MPI_Init;
+ * dnn_meas_mpi_finalize calls MPI_Finalize (once per process). Forcing an
+ * OpenMPI algorithm needs coll_tuned_use_dynamic_rules=1 before MPI_Init
+ * (environment OMPI_MCA_coll_tuned_use_dynamic_rules=1 or `mpirun --mca`;
+ * the dnnsim CLI sets it); each algorithm is then chosen through the MPI_T
+ * control variable coll_tuned_<op>_algorithm on a freshly duplicated
+ * communicator, because coll_tuned reads it when a communicator is made.
+ * DNN_EUNSUPPORTED in a build without MPI; DNN_EMPI when MPI_Init fails.
+ */
+dnn_status dnn_meas_mpi_init(int *argc, char ***argv, dnn_meas_mpi **out,
+                             dnn_error *err);
+/* MPI_T_finalize, MPI_Finalize and free. NULL does nothing. */
+void dnn_meas_mpi_finalize(dnn_meas_mpi *m);
+size_t dnn_meas_mpi_rank(const dnn_meas_mpi *m);
+size_t dnn_meas_mpi_size(const dnn_meas_mpi *m);
+/* True when coll_tuned's forced algorithms can be used. */
+bool dnn_meas_mpi_can_force(const dnn_meas_mpi *m);
+/* The MPI library's version line (static storage of `m`). */
+const char *dnn_meas_mpi_library(const dnn_meas_mpi *m);
+/* MPI_Abort on MPI_COMM_WORLD (for the CLI's watchdog). */
+void dnn_meas_mpi_abort(dnn_meas_mpi *m, int code);
+/* A barrier on MPI_COMM_WORLD (DNN_EMPI on failure). */
+dnn_status dnn_meas_mpi_barrier(dnn_meas_mpi *m, dnn_error *err);
+/* Broadcasts a status and message from rank 0 so that every rank reports
+ * the same outcome; returns the broadcast status. */
+dnn_status dnn_meas_mpi_agree(dnn_meas_mpi *m, dnn_status st, dnn_error *err);
+
+/* An MPI algorithm that can be forced, with the comm.h model it realises. */
+typedef struct dnn_meas_mpi_algo {
+  dnn_comm_op op;
+  const char *name;    /* OpenMPI's name, e.g. "ring" */
+  int mpi_id;          /* coll_tuned_<op>_algorithm value */
+  dnn_comm_algo model; /* DNN_COMM_ALGO_COUNT when comm.h has none */
+} dnn_meas_mpi_algo;
+
+/* The forced algorithms measured (static table; `*count` entries). */
+const dnn_meas_mpi_algo *dnn_meas_mpi_algos(size_t *count);
+
+/* Bit of `op` in dnn_meas_mpi_params.ops. */
+#define DNN_MEAS_OP_BIT(op) (1u << (unsigned)(op))
+
+/* What a collective sweep measures. */
+typedef struct dnn_meas_mpi_params {
+  const size_t *sizes; /* message sizes in bytes (NULL: the default) */
+  size_t n_sizes;
+  const size_t *ranks; /* communicator sizes (NULL: 2, 4, ... and world) */
+  size_t n_ranks;
+  unsigned ops;       /* DNN_MEAS_OP_BIT of each op; P2P runs the LogGP
+                         probes, REDUCE the MPI_Reduce_local probe */
+  bool per_algorithm; /* each forced algorithm as well as the default */
+  dnn_meas_repeat_params repeat;
+  double max_buffer_bytes;       /* skip points whose buffers exceed this per
+                                    rank (0: no limit) */
+  dnn_meas_progress_fn progress; /* rank 0 only; may be NULL */
+  void *progress_ud;
+  /* Each new row, on rank 0 only (may be NULL). A failing status stops
+   * the sweep on every rank. */
+  dnn_status (*on_row)(void *ud, const dnn_meas_coll_row *row, dnn_error *err);
+  void *row_ud;
+  /* Rows already measured (rank 0's table, e.g. from --resume): their
+   * points are skipped. May be NULL. */
+  const dnn_meas_coll_table *done;
+} dnn_meas_mpi_params;
+
+/* All ops, per algorithm, default sizes and repeats. */
+dnn_meas_mpi_params dnn_meas_mpi_default_params(void);
+
+/*
+ * Default sizes: 4 B to 256 MiB in powers of two plus 3*2^k in between
+ * (quick: a coarse subset up to 4 MiB). Static storage, `*n` entries.
+ */
+const size_t *dnn_meas_mpi_default_sizes(bool quick, size_t *n);
+
+/*
+ * Runs the sweep; collective over MPI_COMM_WORLD (every rank calls it with
+ * the same parameters). Ranks outside a smaller communicator wait without
+ * spinning. DNN_EINVAL (fewer than 2 ranks, bad parameters), DNN_EMPI,
+ * DNN_EINTERRUPTED (progress hook), or a status from on_row; every rank
+ * returns the same status.
+ */
+dnn_status dnn_meas_mpi_run(dnn_meas_mpi *m, const dnn_meas_mpi_params *p,
+                            dnn_error *err);
+
+/* ------------------------------------------------------------------------ */
+/* Kernel measurements                                                       */
+/* ------------------------------------------------------------------------ */
+
+#define DNN_MEAS_SIG_MAX 512
+
+/* One measured kernel: a layer of a network, one pass, one algorithm. */
+typedef struct dnn_meas_kernel_row {
+  char backend[16];                 /* "onednn", "cudnn", "cublas" */
+  char network[DNN_MEAS_NAME_MAX];  /* network it came from */
+  char layer[64];                   /* layer name */
+  char signature[DNN_MEAS_SIG_MAX]; /* dnn_layer_signature */
+  dnn_layer_kind kind;
+  dnn_pass pass;
+  dnn_conv_algo algo; /* DNN_CONV_ALGO_COUNT for non-convolutions */
+  dnn_dtype dtype;
+  size_t batch;
+  double flops;           /* model arithmetic of this pass and algorithm */
+  double bytes;           /* model bytes read + written */
+  double workspace_bytes; /* scratch memory the kernel used */
+  dnn_meas_stats t;       /* kernel time */
+  double verify_rel_l2;   /* relative L2 error against the reference
+                             (NaN when not verified) */
+  double verify_max_rel;  /* max-norm error / max |reference| */
+} dnn_meas_kernel_row;
+
+dnn_status dnn_meas_kernel_table_alloc(dnn_meas_kernel_table **out,
+                                       dnn_error *err);
+void dnn_meas_kernel_table_free(dnn_meas_kernel_table *t);
+dnn_status dnn_meas_kernel_table_add(dnn_meas_kernel_table *t,
+                                     const dnn_meas_kernel_row *row,
+                                     dnn_error *err);
+size_t dnn_meas_kernel_table_count(const dnn_meas_kernel_table *t);
+const dnn_meas_kernel_row *
+dnn_meas_kernel_table_get(const dnn_meas_kernel_table *t, size_t i);
+/* The row with key (network, layer, pass, algo, dtype, batch), or NULL. */
+const dnn_meas_kernel_row *
+dnn_meas_kernel_table_find(const dnn_meas_kernel_table *t, const char *network,
+                           const char *layer, dnn_pass pass, dnn_conv_algo algo,
+                           dnn_dtype dtype, size_t batch);
+
+/* CSV of kernel rows; same conventions as the collective CSV. */
+const char *dnn_meas_kernel_csv_header(void);
+void dnn_meas_kernel_csv_write_row(FILE *fp, const dnn_meas_kernel_row *row);
+dnn_status dnn_meas_kernel_csv_read(const char *path, dnn_meas_kernel_table *t,
+                                    dnn_error *err);
+dnn_status dnn_meas_kernel_csv_write(const char *path,
+                                     const dnn_meas_kernel_table *t,
+                                     const char *comment, dnn_error *err);
+
+/* What a kernel sweep measures. */
+typedef struct dnn_meas_kernel_params {
+  const size_t *batches; /* batch sizes, each >= 1 */
+  size_t n_batches;
+  dnn_dtype dtype;
+  dnn_meas_repeat_params repeat;
+  bool verify;                  /* check each kernel against the C reference */
+  double verify_rel_l2;         /* largest accepted relative L2 error */
+  double verify_max_rel;        /* largest accepted max-norm error */
+  size_t verify_batch;          /* batch of the verification run, >= 1 */
+  bool all_algos;               /* every convolution algorithm offered */
+  size_t threads;               /* CPU threads for oneDNN (0: OpenMP's default);
+                                   one thread keeps timings stable on a machine
+                                   shared with other work */
+  double workspace_limit_bytes; /* skip algorithms needing more */
+  dnn_meas_progress_fn progress;
+  void *progress_ud;
+  /* Each new row (may be NULL); a failing status stops the sweep. */
+  dnn_status (*on_row)(void *ud, const dnn_meas_kernel_row *row,
+                       dnn_error *err);
+  void *row_ud;
+  const dnn_meas_kernel_table *done; /* rows to skip (--resume), or NULL */
+} dnn_meas_kernel_params;
+
+/* Batch 1 and 8, fp32, default repeats, verification on (fp32 tolerances
+ * 1e-4 relative L2 and 1e-3 max-norm), every algorithm, 1 GiB workspace. */
+dnn_meas_kernel_params dnn_meas_kernel_default_params(void);
+
+/*
+ * A reference hook for tests: replaces the C reference of one layer kind
+ * and pass with a deliberately wrong one (it scales the reference output
+ * by `factor`), so that a test can see verification fail. factor 1
+ * restores the reference. Not thread-safe; tests only.
+ */
+void dnn_meas_verify_perturb(dnn_layer_kind kind, dnn_pass pass, double factor);
+
+/* ---- Machine information for provenance --------------------------------- */
+
+typedef struct dnn_meas_sysinfo {
+  char host[64];    /* gethostname */
+  char date[32];    /* UTC, ISO 8601 */
+  char cpu[128];    /* CPU model name */
+  size_t cpus;      /* online logical CPUs */
+  double mem_bytes; /* physical memory */
+  char os[128];     /* uname sysname, release, machine */
+} dnn_meas_sysinfo;
+
+/* Fills what it can; never fails (unknown fields are "unknown"). */
+void dnn_meas_sysinfo_get(dnn_meas_sysinfo *out);
+
+/* ---- oneDNN CPU back end ------------------------------------------------ */
+
+/* Peak rates measured on this machine (the profile's "peak" values). */
+typedef struct dnn_meas_peaks {
+  double flops[DNN_DTYPE_COUNT]; /* FLOP/s of a large GEMM; 0: unsupported */
+  double mem_bandwidth_Bps;      /* read + write bytes/s of a large stream */
+  double mem_capacity_bytes;     /* device or host memory */
+  double launch_overhead_s;      /* time of an empty-ish kernel */
+  char device[128];              /* device name */
+  char library[128];             /* library versions */
+  char isa[64];                  /* CPU ISA oneDNN uses, or GPU arch */
+} dnn_meas_peaks;
+
+/*
+ * Measures peak GEMM rates per dtype (fp32; bf16 when the CPU has it),
+ * stream bandwidth and a small-kernel overhead with oneDNN on `threads`
+ * threads (0: OpenMP's default). `quick` uses smaller problems.
+ * DNN_EUNSUPPORTED without oneDNN.
+ */
+dnn_status dnn_meas_cpu_peaks(bool quick, size_t threads, dnn_meas_peaks *out,
+                              dnn_error *err);
+
+/*
+ * Measures every layer of `net` that oneDNN implements (convolution
+ * forward, backward-data and backward-weights; inner product; pooling;
+ * batch and layer norm; eltwise; softmax; binary add; concat; LSTM) at
+ * each batch, after verifying it. Fused backward primitives (batch norm,
+ * layer norm, LSTM compute both gradients in one call) are split between
+ * bwd_data and bwd_weights in proportion to the model's FLOPs of the two.
+ * DNN_EUNSUPPORTED without oneDNN or for an unsupported dtype,
+ * DNN_EVERIFY when a kernel fails verification (naming layer and pass),
+ * DNN_EINTERRUPTED from the progress hook, DNN_ENOMEM.
+ */
+dnn_status dnn_meas_cpu_kernels(const dnn_net *net,
+                                const dnn_meas_kernel_params *p,
+                                dnn_error *err);
+
+/* ---- cuDNN + CUPTI GPU back end ----------------------------------------- */
+
+/*
+ * DNN_OK when a CUDA device is usable; DNN_ENODEVICE "no CUDA device"
+ * otherwise; DNN_EUNSUPPORTED in a build without CUDA.
+ */
+dnn_status dnn_meas_gpu_available(dnn_error *err);
+
+/* Peak GEMM rates (cuBLAS: fp32, tf32, fp16, bf16), device-to-device copy
+ * bandwidth, memory capacity and launch overhead of device 0. */
+dnn_status dnn_meas_gpu_peaks(bool quick, dnn_meas_peaks *out, dnn_error *err);
+
+/*
+ * Measures on device 0, with kernel times from CUPTI activity records
+ * (sum of end - start of the kernels of one call): every convolution
+ * algorithm cuDNN offers for each convolution layer and pass (with its
+ * workspace), fully connected layers as cuBLAS GEMMs, pooling, batch norm,
+ * activations and softmax, at each batch. Verification compares each
+ * convolution algorithm and each other kernel with the C reference.
+ * Errors as dnn_meas_cpu_kernels, plus DNN_ENODEVICE.
+ */
+dnn_status dnn_meas_gpu_kernels(const dnn_net *net,
+                                const dnn_meas_kernel_params *p,
+                                dnn_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* DNNSIM_MEASURE_H */

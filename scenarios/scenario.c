@@ -692,12 +692,17 @@ dnn_status dnn_scn_validate(const dnn_scenario *scn, dnn_error *err) {
 dnn_status dnn_scn_build_net(const dnn_scenario *scn, size_t image,
                              dnn_net **out, dnn_error *err) {
   *out = NULL;
+  /* A network file states its own input shape: the scenario's image size
+   * replaces it only when the scenario (or --set) gives one, never by the
+   * key's default. Zoo networks are built at the image size either way. */
+  const dnn_scn_key *ik = dnn_scn_key_find("model", "image");
+  bool image_given = image != 0 || scn->key_line[key_index(ik)] != 0;
   if (image == 0)
     image = scn->model.image;
   char where[DNN_SCN_PATH_MAX + 64];
   dnn_status st;
   if (scn->model.file[0]) {
-    st = dnn_scn_load_net(scn->model.file, image, out, err);
+    st = dnn_scn_load_net(scn->model.file, image_given ? image : 0, out, err);
     if (st) {
       dnn_error_prefix(err, "%s", ORIGIN("model", "file"));
       return st;

@@ -304,7 +304,9 @@ const char *dnn_scn_key_origin(const dnn_scenario *scn, const char *section,
 
 /*
  * Builds the scenario's network (zoo name or network file) at input size
- * `image` (0: the scenario's model.image). Owned by the caller. DNN_EINVAL
+ * `image` (0: the scenario's model.image; a network file keeps its own
+ * input shape unless `image` or the scenario's [model] image is given
+ * explicitly). Owned by the caller. DNN_EINVAL
  * for a network file with nothing to compute (only inputs and views).
  */
 dnn_status dnn_scn_build_net(const dnn_scenario *scn, size_t image,

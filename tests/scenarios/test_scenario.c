@@ -284,6 +284,28 @@ static void test_paths_resolved(void **state) {
   assert_string_equal(scn.hardware.profile, "/abs/p.ini");
 }
 
+static void test_network_file_image(void **state) {
+  (void)state;
+  dnn_error e;
+  dnn_net *net;
+  /* The file says 32x32; the scenario's default image (224) must not
+   * replace it, an explicit one does. */
+  dnn_scn_init(&scn);
+  assert_ok(dnn_scn_load_string("[model]\nfile = networks/tiny-cnn.ini\n",
+                                "x.ini", test_src_path("scenarios"), &scn, &e),
+            &e);
+  assert_ok(dnn_scn_build_net(&scn, 0, &net, &e), &e);
+  assert_int_equal(dnn_net_layer(net, 0)->out.dim[1], 32);
+  dnn_net_free(net);
+  assert_ok(dnn_scn_build_net(&scn, 48, &net, &e), &e);
+  assert_int_equal(dnn_net_layer(net, 0)->out.dim[1], 48);
+  dnn_net_free(net);
+  assert_ok(dnn_scn_set(&scn, "model.image=40", &e), &e);
+  assert_ok(dnn_scn_build_net(&scn, 0, &net, &e), &e);
+  assert_int_equal(dnn_net_layer(net, 0)->out.dim[1], 40);
+  dnn_net_free(net);
+}
+
 static void test_load_file_errors(void **state) {
   (void)state;
   dnn_error e;
@@ -313,6 +335,7 @@ int main(void) {
       cmocka_unit_test(test_round_trip),
       cmocka_unit_test(test_validate),
       cmocka_unit_test(test_paths_resolved),
+      cmocka_unit_test(test_network_file_image),
       cmocka_unit_test(test_load_file_errors),
       cmocka_unit_test(test_shipped_scenarios_load),
   };

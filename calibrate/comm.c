@@ -18,6 +18,10 @@
  * L + 2o + (m - 1) G, so G is its large-size slope and L + 2o its
  * small-size intercept; o and g come from their own probes.
  *
+ * Predictions from a profile are parallelism/comm_fit.c's
+ * (dnn_comm_profile_predict), which every collective of a prediction uses
+ * too: the error reported here is the predictor's.
+ *
  * Invariant: every fit added to the profile passes hw.h's fit validation;
  * the profile is the only thing this file allocates that outlives a call.
  */
@@ -257,60 +261,14 @@ fail:
 /* Prediction and error                                                     */
 /* ------------------------------------------------------------------------ */
 
-/* The measured curve of `f` moved to `ranks` ranks: scaled by the ratio
- * of comm.h's cost (with f's link) at `ranks` to that at f's own size. */
-static bool scaled(const dnn_comm_fit *f, dnn_comm_op op, dnn_comm_algo algo,
-                   size_t ranks, double bytes, double *t) {
-  double there, here;
-  if (!f->has_link ||
-      !time_of(op, algo, ranks, f->alpha_s, f->beta_s_per_byte,
-               f->gamma_s_per_byte, bytes, &there) ||
-      !time_of(op, algo, f->ranks, f->alpha_s, f->beta_s_per_byte,
-               f->gamma_s_per_byte, bytes, &here))
-    return false;
-  double curve = dnn_hw_comm_fit_time(f, bytes);
-  *t = here > 0 && curve > 0 ? curve * there / here : there;
-  return isfinite(*t);
-}
-
+/* The predictor's own formula (parallelism/comm_fit.c), so that the error
+ * reported here is the error predictions make. */
 dnn_status dnn_calib_comm_predict(const dnn_comm_profile *cp, dnn_comm_op op,
                                   dnn_comm_algo algo, size_t ranks,
                                   double bytes, double *time_s, bool *exact,
                                   dnn_error *err) {
-  bool ex = false;
-  const dnn_comm_fit *f =
-      dnn_hw_comm_profile_lookup(cp, (int)op, (int)algo, ranks, &ex);
-  if (exact)
-    *exact = ex;
-  if (f == NULL)
-    return DNN_FAIL(err, DNN_ENOTFOUND,
-                    "the comm profile has no fit of %s with %s",
-                    dnn_comm_op_name(op), dnn_comm_algo_name(algo));
-  if (ex) {
-    *time_s = dnn_hw_comm_fit_time(f, bytes);
-    return DNN_OK;
-  }
-  const dnn_comm_fit *lo = NULL, *hi = NULL;
-  dnn_hw_comm_profile_bracket(cp, (int)op, (int)algo, ranks, &lo, &hi);
-  double tl = 0, th = 0;
-  bool ok_l = lo && scaled(lo, op, algo, ranks, bytes, &tl);
-  bool ok_h = hi && scaled(hi, op, algo, ranks, bytes, &th);
-  if (ok_l && ok_h && tl > 0 && th > 0) {
-    /* Between two measured sizes: geometric interpolation in log P. */
-    double w = (log(dnn__d(ranks)) - log(dnn__d(lo->ranks))) /
-               (log(dnn__d(hi->ranks)) - log(dnn__d(lo->ranks)));
-    *time_s = exp((1 - w) * log(tl) + w * log(th));
-    return DNN_OK;
-  }
-  if (ok_l || ok_h) {
-    *time_s = ok_h ? th : tl;
-    return DNN_OK;
-  }
-  return DNN_FAIL(err, DNN_ENOTFOUND,
-                  "the comm profile has %s/%s only on %zu ranks and no "
-                  "link parameters to predict %zu ranks",
-                  dnn_comm_op_name(op), dnn_comm_algo_name(algo), f->ranks,
-                  ranks);
+  return dnn_comm_profile_predict(cp, op, algo, ranks, bytes, time_s, exact,
+                                  err);
 }
 
 /* Accumulates relative errors of one group. */

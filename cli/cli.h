@@ -100,9 +100,16 @@ void cli_prediction_table(FILE *fp, const cli_world *w,
 /* The operator choices behind a prediction (convolution algorithms and
  * workspace under [hardware] workspace_MB, the tensor group's splits):
  * a summary for the table, every convolution and split layer in JSON. */
-void cli_operators_table(FILE *fp, const cli_world *w,
-                         const dnn_prediction *p);
+void cli_operators_table(FILE *fp, const cli_world *w, const dnn_prediction *p);
 json_t *cli_operators_json(const cli_world *w, const dnn_prediction *p);
+
+/* What the scenario's training techniques do (mixed sizes, batch
+ * augmentation, updates, inference cost, sparse gradients, consistency,
+ * compression): lines for the table (only the techniques in use and the
+ * inference cost), every field in JSON. */
+void cli_techniques_table(FILE *fp, const cli_world *w,
+                          const dnn_prediction *p);
+json_t *cli_techniques_json(const cli_world *w, const dnn_prediction *p);
 
 /* CSV header and row of a prediction (no newline at the end). */
 void cli_prediction_csv_header(FILE *fp);

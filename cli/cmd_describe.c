@@ -1,7 +1,9 @@
 /*
  * dnnsim describe: a network's layers with their shapes, parameters,
  * FLOPs and activation memory, and (with --profile) each layer's predicted
- * time and chosen convolution algorithm.
+ * time and chosen convolution algorithm, and the network's forward
+ * (inference) and training time: compare --image sizes to see what a
+ * smaller test size saves (mixed-size training, docs/models.md §16).
  */
 #include <errno.h>
 #include <stdint.h>
@@ -304,6 +306,15 @@ int cli_cmd_describe(int argc, char **argv) {
   }
   dnn_net_totals t;
   dnn_net_totals_get(net, batch, dtype, &t);
+  /* The inference cost: the forward pass alone (compare --image sizes). */
+  double fwd_s = 0, bwd_s = 0;
+  for (size_t i = 0; times && i < n; i++) {
+    fwd_s += times[i].time_s[DNN_PASS_FWD] + times[i].comm_s[DNN_PASS_FWD];
+    bwd_s += times[i].time_s[DNN_PASS_BWD_DATA] +
+             times[i].time_s[DNN_PASS_BWD_WEIGHTS] +
+             times[i].comm_s[DNN_PASS_BWD_DATA] +
+             times[i].comm_s[DNN_PASS_BWD_WEIGHTS];
+  }
   int rc = CLI_EXIT_OK;
   if (fmt == CLI_FORMAT_TABLE) {
     printf("\ntotal: %zu layers, %zu parameters, forward %s FLOP (%s MAC in "
@@ -315,6 +326,12 @@ int cli_cmd_describe(int argc, char **argv) {
                              t.flops[DNN_PASS_BWD_WEIGHTS],
                          c, sizeof c),
            cli_fmt_bytes(t.activation_bytes, d, sizeof d));
+    if (times)
+      printf("time: forward (inference) %s per batch of %zu, %s per sample; "
+             "forward + backward %s\n",
+             cli_fmt_time(fwd_s, a, sizeof a), batch,
+             cli_fmt_time(fwd_s / (double)batch, b, sizeof b),
+             cli_fmt_time(fwd_s + bwd_s, c, sizeof c));
   } else if (fmt == CLI_FORMAT_JSON) {
     json_t *o = json_object();
     json_object_set_new(o, "network", json_string(dnn_net_name(net)));
@@ -328,6 +345,10 @@ int cli_cmd_describe(int argc, char **argv) {
         json_real(t.flops[DNN_PASS_BWD_DATA] + t.flops[DNN_PASS_BWD_WEIGHTS]));
     json_object_set_new(o, "fwd_macs_conv_fc", json_real(t.fwd_macs_conv_fc));
     json_object_set_new(o, "activation_bytes", json_real(t.activation_bytes));
+    if (times) {
+      json_object_set_new(o, "fwd_s", json_real(fwd_s));
+      json_object_set_new(o, "bwd_s", json_real(bwd_s));
+    }
     json_object_set_new(o, "layers", jl);
     rc = cli_print_json(o);
   }

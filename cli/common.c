@@ -335,7 +335,198 @@ json_t *cli_prediction_json(const cli_world *w, const dnn_prediction *p) {
   json_object_set_new(
       j, "engine",
       json_string(p->engine == DNN_ENGINE_DES ? "des" : "analytic"));
+  json_object_set_new(j, "techniques", cli_techniques_json(w, p));
   return j;
+}
+
+json_t *cli_techniques_json(const cli_world *w, const dnn_prediction *p) {
+  const dnn_techniques *t = &p->techniques;
+  json_t *o = json_object();
+  if (o == NULL)
+    return NULL;
+  char buf[DNN_SCN_TEXT_MAX];
+  json_object_set_new(o, "unique_samples_per_step",
+                      json_real(t->unique_samples_per_step));
+  json_object_set_new(o, "augmented_samples_per_step",
+                      json_real(t->augmented_samples_per_step));
+  json_object_set_new(o, "augmented_samples_per_s",
+                      json_real(t->augmented_samples_per_s));
+  json_object_set_new(o, "steps_per_epoch", json_real(t->steps_per_epoch));
+  json_object_set_new(o, "epoch_s", json_real(t->epoch_s));
+  json_object_set_new(o, "steps", json_real(t->steps));
+  json_object_set_new(o, "time_to_steps_s", json_real(t->time_to_steps_s));
+  json_object_set_new(o, "copies", json_integer((json_int_t)t->copies));
+  json_object_set_new(o, "one_copy_iteration_s",
+                      json_real(t->one_copy_iteration_s));
+  json_object_set_new(o, "one_copy_scaling_efficiency",
+                      json_real(t->one_copy_scaling_efficiency));
+  /* The inference cost; named so that no key contains "inf" (scripts
+   * and tests look for non-finite numbers that way). */
+  json_object_set_new(o, "forward_only_s_per_sample",
+                      json_real(t->inference_s_per_sample));
+  if (w && dnn_scn_get_value(&w->scn, "training", "size_policy", buf,
+                             sizeof buf) == DNN_OK)
+    json_object_set_new(o, "size_policy", json_string(buf));
+  json_t *sizes = json_array();
+  for (size_t k = 0; sizes && k < t->n_sizes; k++) {
+    const dnn_size_step *z = &t->sizes[k];
+    json_t *e = json_object();
+    json_object_set_new(e, "size", json_integer((json_int_t)z->size));
+    json_object_set_new(e, "probability", json_real(z->probability));
+    json_object_set_new(e, "local_batch",
+                        json_integer((json_int_t)z->local_batch));
+    json_object_set_new(e, "copies", json_integer((json_int_t)z->copies));
+    json_object_set_new(e, "iteration_s", json_real(z->iteration_s));
+    json_object_set_new(e, "memory_bytes", json_real(z->memory_bytes));
+    json_object_set_new(e, "fits_in_memory", json_boolean(z->fits_in_memory));
+    json_array_append_new(sizes, e);
+  }
+  json_object_set_new(o, "sizes", sizes);
+  json_object_set_new(o, "peak_memory_size",
+                      json_integer((json_int_t)t->peak_memory_size));
+  json_object_set_new(o, "sparse_layers",
+                      json_integer((json_int_t)t->sparse_layers));
+  json_object_set_new(o, "sparse_grad_bytes", json_real(t->sparse_grad_bytes));
+  json_object_set_new(o, "sparse_dense_bytes",
+                      json_real(t->sparse_dense_bytes));
+  if (w && dnn_scn_get_value(&w->scn, "training", "consistency", buf,
+                             sizeof buf) == DNN_OK)
+    json_object_set_new(o, "consistency", json_string(buf));
+  json_object_set_new(o, "nominal_iteration_s",
+                      json_real(t->nominal_iteration_s));
+  json_object_set_new(o, "straggler_factor", json_real(t->straggler_factor));
+  json_object_set_new(o, "expected_max_speed",
+                      json_real(t->expected_max_speed));
+  json_object_set_new(o, "staleness", json_real(t->staleness));
+  json_object_set_new(o, "draws", json_integer((json_int_t)t->draws));
+  if (w)
+    json_object_set_new(o, "compression",
+                        json_string(w->scn.training.compression_text));
+  json_object_set_new(o, "wire_grad_bytes", json_real(t->wire_grad_bytes));
+  json_object_set_new(o, "compression_s", json_real(t->compression_s));
+  return o;
+}
+
+/* Whether the scenario file or --set gives `section.key` (not its
+ * default). */
+static bool key_given(const dnn_scenario *s, const char *section,
+                      const char *key) {
+  size_t n;
+  const dnn_scn_key *keys = dnn_scn_keys(&n);
+  const dnn_scn_key *k = dnn_scn_key_find(section, key);
+  return k && s->key_line[k - keys] != 0;
+}
+
+void cli_techniques_table(FILE *fp, const cli_world *w,
+                          const dnn_prediction *p) {
+  const dnn_techniques *t = &p->techniques;
+  const dnn_scenario *s = &w->scn;
+  char a[32], b[32], c[32], buf[DNN_SCN_TEXT_MAX];
+  if (t->inference_s_per_sample > 0) {
+    fprintf(fp, "inference     %s per sample forward only",
+            cli_fmt_time(t->inference_s_per_sample, a, sizeof a));
+    /* Images (CHW inputs) have a size; sequences do not. */
+    if (dnn_net_layer_count(w->net) > 0 &&
+        dnn_net_layer(w->net, 0)->out.rank == 3)
+      fprintf(fp, " at %zu px", s->model.image);
+    fprintf(fp, " (one device, %s samples/s)\n",
+            cli_fmt_count(1.0 / t->inference_s_per_sample, b, sizeof b));
+  }
+  if (s->training.micro_batching != DNN_MICROBATCHING_NONE &&
+      dnn_scn_get_value(s, "training", "micro_batching", buf, sizeof buf) ==
+          DNN_OK)
+    fprintf(fp,
+            "micro-batch   convolutions planned by %s (times and "
+            "workspaces; 'dnnsim microbatch' shows the plan)\n",
+            buf);
+  if (t->n_sizes > 0) {
+    dnn_scn_get_value(s, "training", "size_policy", buf, sizeof buf);
+    fprintf(fp,
+            "mixed sizes   %zu sizes, size_policy %s, base %zu px: "
+            "expected step %s, %s unique samples per step\n",
+            t->n_sizes, buf, s->model.image,
+            cli_fmt_time(p->iteration_s, a, sizeof a),
+            cli_fmt_count(t->unique_samples_per_step, b, sizeof b));
+    for (size_t k = 0; k < t->n_sizes; k++) {
+      const dnn_size_step *z = &t->sizes[k];
+      fprintf(fp,
+              "    %4zu px  p %.3f  batch %zu x %zu per replica  step %10s  "
+              "memory %s%s\n",
+              z->size, z->probability, z->local_batch, z->copies,
+              cli_fmt_time(z->iteration_s, a, sizeof a),
+              cli_fmt_bytes(z->memory_bytes, b, sizeof b),
+              z->size == t->peak_memory_size ? " (peak)" : "");
+    }
+  }
+  if (t->copies > 1 || t->augmented_samples_per_step >
+                           t->unique_samples_per_step * (1 + 1e-12)) {
+    double mean =
+        t->unique_samples_per_step > 0
+            ? t->augmented_samples_per_step / t->unique_samples_per_step
+            : 1;
+    if (t->n_sizes > 0)
+      fprintf(fp, "augmentation  %.3g copies of each sample on average", mean);
+    else
+      fprintf(fp, "augmentation  %zu copies of each sample", t->copies);
+    fprintf(
+        fp, ": %s augmented (%s unique)\n",
+        cli_fmt_rate(t->augmented_samples_per_s, "samples/s", a, sizeof a),
+        cli_fmt_rate(p->throughput_samples_per_s, "samples/s", b, sizeof b));
+    if (t->one_copy_iteration_s > 0)
+      fprintf(fp,
+              "              one copy: step %s, efficiency %.1f %% (now "
+              "%.1f %%)\n",
+              cli_fmt_time(t->one_copy_iteration_s, a, sizeof a),
+              100.0 * t->one_copy_scaling_efficiency,
+              100.0 * p->scaling_efficiency);
+  }
+  bool updates = t->n_sizes > 0 || t->copies > 1 || t->steps > 0 ||
+                 key_given(s, "training", "dataset_size");
+  if (updates && t->steps_per_epoch > 0)
+    fprintf(fp, "epoch         %s steps of %s samples (dataset %zu): %s\n",
+            cli_fmt_count(t->steps_per_epoch, a, sizeof a),
+            cli_fmt_count(t->unique_samples_per_step, b, sizeof b),
+            s->training.dataset_size, cli_fmt_time(t->epoch_s, c, sizeof c));
+  if (t->steps > 0)
+    fprintf(fp, "updates       %s steps (%s): %s\n",
+            cli_fmt_count(t->steps, a, sizeof a),
+            s->training.steps > 0 ? "training.steps" : "training.epochs",
+            cli_fmt_time(t->time_to_steps_s, b, sizeof b));
+  if (t->sparse_layers > 0)
+    fprintf(fp,
+            "sparse grads  %zu layer%s allgather touched rows: %s per step "
+            "instead of %s dense\n",
+            t->sparse_layers, t->sparse_layers == 1 ? "" : "s",
+            cli_fmt_bytes(t->sparse_grad_bytes, a, sizeof a),
+            cli_fmt_bytes(t->sparse_dense_bytes, b, sizeof b));
+  if (s->training.jitter > 0 ||
+      s->training.consistency != DNN_CONSISTENCY_SYNC) {
+    dnn_scn_get_value(s, "training", "consistency", buf, sizeof buf);
+    fprintf(fp, "consistency   %s", buf);
+    if (s->training.consistency == DNN_CONSISTENCY_SSP)
+      fprintf(fp, " (staleness %zu)", s->training.staleness);
+    fprintf(fp, ", jitter %.3g: step %s without stragglers, x %.4f",
+            s->training.jitter,
+            cli_fmt_time(t->nominal_iteration_s, a, sizeof a),
+            t->straggler_factor);
+    if (t->draws > 0)
+      fprintf(fp, " (%zu %s)", t->draws,
+              s->training.consistency == DNN_CONSISTENCY_SYNC
+                  ? "Monte Carlo draws"
+                  : "simulated steps");
+    fprintf(fp,
+            "\n              E[max speed factor] of %zu replicas %.4f, mean "
+            "staleness %.3g steps\n",
+            p->data, t->expected_max_speed, t->staleness);
+  }
+  if (s->training.compression != DNN_COMPRESSION_NONE && p->data > 1)
+    fprintf(fp,
+            "compression   %s: %s sent of %s per replica, encode + decode "
+            "%s per step\n",
+            s->training.compression_text,
+            cli_fmt_bytes(t->wire_grad_bytes, a, sizeof a),
+            cli_fmt_bytes(p->grad_bytes - t->sparse_dense_bytes, b, sizeof b),
+            cli_fmt_time(t->compression_s, c, sizeof c));
 }
 
 static void pct_line(FILE *fp, const char *label, double v, double total) {
@@ -410,6 +601,7 @@ void cli_prediction_table(FILE *fp, const cli_world *w,
           cli_fmt_bytes(m->workspace_bytes, b, sizeof b),
           cli_fmt_bytes(m->reserved_bytes, c, sizeof c));
   cli_operators_table(fp, w, p);
+  cli_techniques_table(fp, w, p);
 }
 
 /* ---- Operator choices -------------------------------------------------------

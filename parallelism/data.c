@@ -14,8 +14,9 @@ static bool matches(const dnn_scenario *scn) {
   return scn->parallelism.tensor == 1 && scn->parallelism.pipeline == 1;
 }
 
-static dnn_status build(const dnn_strat_input *in, const size_t *first,
-                        dnn__stage_model *sm, dnn_error *err) {
+static dnn_status build(const dnn_strat_input *in, const dnn_comm_profile *cp,
+                        const size_t *first, dnn__stage_model *sm,
+                        dnn_error *err) {
   const dnn_scenario *scn = in->scn;
   memset(sm, 0, sizeof *sm);
   if (scn->parallelism.virtual_stages > 1) {
@@ -26,7 +27,7 @@ static dnn_status build(const dnn_strat_input *in, const size_t *first,
                                        where, sizeof where),
                     scn->parallelism.virtual_stages);
   }
-  return dnn__stage_model_build(in, 1, 1, first, sm, err);
+  return dnn__stage_model_build(in, cp, 1, 1, first, sm, err);
 }
 
 static const dnn__strat_type data_type = {

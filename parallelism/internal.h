@@ -32,6 +32,99 @@ dnn_status dnn__strat_predict_data(const dnn_strat_input *in,
                                    dnn_prediction *out, dnn_error *err);
 
 /* ------------------------------------------------------------------------ */
+/* Calibrated collectives (comm_fit.c)                                       */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * The cost of a collective from a comm profile (NULL: none): comm.h's
+ * dnn_comm_profile_predict for a configured algorithm, the cheapest fitted
+ * algorithm for AUTO, on topo->ranks ranks. Fills out->time_s and
+ * out->algo (the other fields 0) and returns true, or returns false when
+ * the profile cannot price it (then comm.h's model applies). Does not
+ * allocate.
+ */
+bool dnn__comm_profile_cost(const dnn_comm_profile *cp, dnn_comm_op op,
+                            dnn_comm_algo algo, double bytes,
+                            const dnn_comm_topo *topo, dnn_comm_cost *out);
+
+/* ------------------------------------------------------------------------ */
+/* Per-scenario resources (technique.c)                                      */
+/* ------------------------------------------------------------------------ */
+
+/* A network rebuilt at another image size (mixed-size training). */
+typedef struct dnn__size_net {
+  const dnn_net *base; /* the network it was derived from */
+  size_t size;
+  dnn_net *net; /* owned */
+} dnn__size_net;
+
+/* Log-normal E[max] values met before (jitter). */
+#define DNN__EMAX_SLOTS 8
+
+/*
+ * What a prediction loads or builds from a scenario beyond the network and
+ * profile it is given: the comm profile of [cluster] comm_profile and the
+ * networks of the other sizes of [training] sizes. A cache keeps one (so
+ * each is loaded or built once per scenario); an uncached prediction
+ * makes one for the call.
+ */
+typedef struct dnn__res {
+  dnn_comm_profile *comm;           /* owned, or NULL */
+  char comm_path[DNN_SCN_PATH_MAX]; /* where it came from */
+  dnn__size_net nets[DNN_SCN_MAX_SIZES];
+  size_t n_nets;
+  double emax_n[DNN__EMAX_SLOTS], emax_cv[DNN__EMAX_SLOTS];
+  double emax[DNN__EMAX_SLOTS];
+  size_t n_emax;
+} dnn__res;
+
+/* The comm profile of the scenario (NULL when it names none), loaded on
+ * first use. Errors as dnn_hw_comm_profile_load, prefixed with the key. */
+dnn_status dnn__res_comm(dnn__res *r, const dnn_scenario *scn,
+                         const dnn_comm_profile **out, dnn_error *err);
+/* The network of `base`'s scenario at image side `size` (`base` itself
+ * when size is the scenario's model.image), built on first use. */
+dnn_status dnn__res_net(dnn__res *r, const dnn_strat_input *in, size_t size,
+                        const dnn_net **out, dnn_error *err);
+/* E[max of n log-normal factors of mean 1 and variation cv], memoised. */
+double dnn__res_emax(dnn__res *r, size_t n, double cv);
+/* Frees what it owns and empties it. NULL-safe. */
+void dnn__res_release(dnn__res *r);
+
+/* The cache's resources. */
+dnn__res *dnn__cache_res(dnn_strat_cache *c);
+
+/* ------------------------------------------------------------------------ */
+/* Stragglers and consistency (technique.c)                                  */
+/* ------------------------------------------------------------------------ */
+
+/* E[max of n i.i.d. standard normals] (0 for n = 1), by composite Simpson
+ * quadrature of n z phi(z) Phi(z)^(n-1). Does not allocate. */
+double dnn__emax_normal(size_t n);
+/* E[max of n i.i.d. log-normal factors of mean 1 and coefficient of
+ * variation cv] (1 for n = 1 or cv = 0), the same way. */
+double dnn__emax_lognormal(size_t n, double cv);
+
+/* What the clock recurrence of stale-synchronous or asynchronous training
+ * gives (technique.c). */
+typedef struct dnn__clock_result {
+  double step_s;    /* mean time per step of a replica */
+  double staleness; /* mean clock lag behind the slowest replica */
+  size_t steps;     /* steps simulated */
+} dnn__clock_result;
+
+/*
+ * n replicas run steps of compute C x X (X the replica's k-th speed factor
+ * from its stream, device ids device0 + q stride) followed by A of
+ * communication; a replica may start step k once every replica has
+ * finished step k - s - 1 (sync: s = 0; async: no bound). DNN_ENOMEM.
+ */
+dnn_status dnn__clock_run(size_t n, double C, double A, double cv,
+                          dnn_consistency consistency, size_t s, uint64_t seed,
+                          size_t device0, size_t stride, dnn__clock_result *out,
+                          dnn_error *err);
+
+/* ------------------------------------------------------------------------ */
 /* Per-device random streams (STYLE.md §5)                                   */
 /* ------------------------------------------------------------------------ */
 
@@ -46,8 +139,13 @@ void dnn__rng_seed(dnn__rng *r, uint64_t seed, uint64_t stream);
 /* Uniform in (0, 1). */
 double dnn__rng_uniform(dnn__rng *r);
 /* A log-normal factor with mean 1 and coefficient of variation `cv`
- * (1 exactly when cv is 0, without drawing). */
+ * (1 exactly when cv is 0, without drawing): one uniform through GSL's
+ * inverse normal distribution. */
 double dnn__rng_jitter(dnn__rng *r, double cv);
+/* The `draw`-th factor (0-based) of device `stream`'s stream: draw k of
+ * every Monte Carlo run or step comes from the same place. */
+double dnn__rng_jitter_at(uint64_t seed, uint64_t stream, size_t draw,
+                          double cv);
 
 /* ------------------------------------------------------------------------ */
 /* The stage model: the seam between strategies and engines                  */
@@ -109,6 +207,9 @@ typedef struct dnn__layer_row {
   double fwd_s, bwd_s;           /* compute + tensor-group collectives */
   double comm_fwd_s, comm_bwd_s; /* the collectives' part of them */
   double workspace_bytes;        /* max over passes */
+  double workspace_held_bytes;   /* what the layer holds: workspace_bytes,
+                                    or under micro_batching = ilp the sum
+                                    over its passes (each its own buffer) */
   double act_bytes;              /* kept from forward to backward */
   double selective_bytes;        /* what selective recompute drops (0: keeps) */
   bool selective;                /* selective recompute re-runs its forward */
@@ -131,6 +232,7 @@ enum {
   DNN__PRE_SEL,          /* selective_bytes */
   DNN__PRE_SEL_FWD,      /* fwd_s of selective layers */
   DNN__PRE_SEL_COMM_FWD, /* comm_fwd_s of selective layers */
+  DNN__PRE_WS_HELD,      /* workspace_held_bytes */
   DNN__PRE_COUNT
 };
 enum {
@@ -161,9 +263,14 @@ typedef struct dnn__layer_tab {
   double *cut_fwd, *cut_bwd; /* `layers` + 1 entries */
   double flops_mb;           /* whole-group model FLOPs per micro-batch */
   double one_fb_s;           /* one device, unsplit: fwd + bwd */
-  double params;             /* the network's trainable parameters */
-  size_t tied_fc, tied_emb;  /* DNN_SIM_NONE when none */
-  size_t *ckpt;              /* full recompute's checkpoint cuts, sorted */
+  double one_fwd_s;          /* one device, unsplit: fwd (inference) */
+  bool ws_sum;               /* workspaces add up (micro_batching ilp) */
+  size_t sparse[8];          /* layers with row-sparse weight gradients
+                                (embeddings, NCE), the first 8 */
+  size_t n_sparse;
+  double params;            /* the network's trainable parameters */
+  size_t tied_fc, tied_emb; /* DNN_SIM_NONE when none */
+  size_t *ckpt;             /* full recompute's checkpoint cuts, sorted */
   size_t n_ckpt;
   unsigned long long id; /* unique within its cache (partition keys) */
 } dnn__layer_tab;
@@ -181,9 +288,13 @@ double dnn__tab_sum(const dnn__layer_tab *tab, int q, size_t a, size_t b);
 double dnn__tab_max(const dnn__layer_tab *tab, int q, size_t a, size_t b);
 
 /* Fills `tab` (allocating its arrays) at micro-batch `mbs` and tensor
- * degree `t`. DNN_ENOMEM. */
-dnn_status dnn__layer_tab_build(const dnn_strat_input *in, size_t mbs, size_t t,
-                                dnn__layer_tab *tab, dnn_error *err);
+ * degree `t`, the tensor group's collectives priced by `cp` (may be NULL)
+ * and, under [training] micro_batching, the convolutions by their µ-cuDNN
+ * plan (t = 1 only: DNN_EUNSUPPORTED otherwise). DNN_ENOMEM, or a planning
+ * error. */
+dnn_status dnn__layer_tab_build(const dnn_strat_input *in,
+                                const dnn_comm_profile *cp, size_t mbs,
+                                size_t t, dnn__layer_tab *tab, dnn_error *err);
 /* Frees its arrays. NULL-safe. */
 void dnn__layer_tab_release(dnn__layer_tab *tab);
 
@@ -191,21 +302,28 @@ void dnn__layer_tab_release(dnn__layer_tab *tab);
 void dnn__layer_row_plain(const dnn_strat_input *in, size_t i, size_t mbs,
                           dnn__layer_row *row);
 
+/* Whether layer i has a row-sparse weight gradient to exchange
+ * (dnn_layer_grad_rows: a trained embedding or an NCE loss). */
+bool dnn__layer_sparse_grad(const dnn_net *net, size_t i);
+
 /* The tied fc (an LM head sharing an embedding's table) and that
  * embedding, or DNN_SIM_NONE for both. O(layers). */
 void dnn__net_tied(const dnn_net *net, size_t *fc, size_t *emb);
 
-/* The cache's table for (in, mbs, t): found or built. DNN_ENOMEM. */
+/* The cache's table for (in, cp, mbs, t): found or built. Errors as
+ * dnn__layer_tab_build. */
 dnn_status dnn__cache_tab(dnn_strat_cache *c, const dnn_strat_input *in,
-                          size_t mbs, size_t t, const dnn__layer_tab **out,
-                          dnn_error *err);
-/* dnn_comm_time, remembered in the cache (c may be NULL: computed). A
- * topology is compared by value, so padding must be zeroed: every
- * topology here comes from dnn_comm_topo_from_cluster. */
-dnn_status dnn__cache_comm_time(dnn_strat_cache *c, dnn_comm_op op,
-                                dnn_comm_algo algo, double bytes,
-                                const dnn_comm_topo *topo, dnn_comm_cost *out,
-                                dnn_error *err);
+                          const dnn_comm_profile *cp, size_t mbs, size_t t,
+                          const dnn__layer_tab **out, dnn_error *err);
+/* A collective's cost: from the comm profile `cp` when it prices it
+ * (dnn__comm_profile_cost), else dnn_comm_time; remembered in the cache
+ * (c may be NULL: computed). A topology is compared by value, so padding
+ * must be zeroed: every topology here comes from
+ * dnn_comm_topo_from_cluster. */
+dnn_status dnn__cache_comm_time(dnn_strat_cache *c, const dnn_comm_profile *cp,
+                                dnn_comm_op op, dnn_comm_algo algo,
+                                double bytes, const dnn_comm_topo *topo,
+                                dnn_comm_cost *out, dnn_error *err);
 
 /* A balanced cut of V stages computed before for this table and
  * recompute policy: copied into `first` (V entries), or false. */
@@ -236,6 +354,9 @@ double dnn__layer_out_bytes(const dnn_net *net, size_t j, size_t batch,
  * allocate. */
 void dnn__tp_plan(const dnn_strat_input *in, size_t mbs, size_t t,
                   dnn_layer_time *out);
+/* The same with the group's collectives priced by comm profile `cp`. */
+void dnn__tp_plan_cp(const dnn_strat_input *in, const dnn_comm_profile *cp,
+                     size_t mbs, size_t t, dnn_layer_time *out);
 /* What a split divides a layer's activations and parameters by. */
 void dnn__tp_divisors(dnn_split s, size_t t, double *act_div,
                       double *param_div);
@@ -243,12 +364,18 @@ void dnn__tp_divisors(dnn_split s, size_t t, double *act_div,
  * sequence parallelism, ZeRO 2-3 without a pipeline, interleaving. */
 dnn_status dnn__hybrid_check(const dnn_strat_input *in, dnn_error *err);
 
+/* Row-sparse gradients a stage exchanges by allgather instead of
+ * allreducing them in its buckets (docs/models.md §18). */
+#define DNN__MAX_SPARSE 8
+
 typedef struct dnn__stage_model {
   dnn_strat_input in;
-  size_t d, t, p, v, m;  /* degrees and micro-batches */
-  size_t V;              /* virtual stages p x v */
-  size_t b;              /* samples per replica */
-  size_t mbs;            /* samples per micro-batch */
+  const dnn_comm_profile *comm; /* prices collectives (borrowed), or NULL */
+  size_t d, t, p, v, m;         /* degrees and micro-batches */
+  size_t V;                     /* virtual stages p x v */
+  size_t b;                     /* unique samples per replica */
+  size_t copies;                /* augmented copies of each sample (>= 1) */
+  size_t mbs;            /* samples computed per micro-batch (with copies) */
   dnn_schedule schedule; /* interleaved only when v > 1 */
   dnn_recompute recompute;
   bool overlap;
@@ -270,6 +397,14 @@ typedef struct dnn__stage_model {
   size_t tied_fc, tied_emb;  /* DNN_SIM_NONE: none */
   dnn_strat_cache *cache;    /* remembers collective costs, or NULL; only
                                 during the call that built the model */
+  double one_fwd_s;          /* one device, unsplit: forward of one micro-
+                                batch (inference) */
+  /* Sparse embedding gradients: the layers exchanged by allgather. */
+  size_t n_sparse;
+  size_t sparse_layer[DNN__MAX_SPARSE];
+  double sparse_params[DNN__MAX_SPARSE]; /* their parameters (this share) */
+  double sparse_s[DNN__MAX_SPARSE];      /* their allgathers */
+  double sparse_bytes[DNN__MAX_SPARSE];  /* and those allgathers' bytes */
 } dnn__stage_model;
 
 /* The row of layer i (from the table, or computed on the spot). */
@@ -313,24 +448,29 @@ dnn__xfer dnn__stage_xfer(const dnn__stage_model *sm, size_t r_src,
 void dnn__stage_model_release(dnn__stage_model *sm);
 
 /*
- * Fills `sm` for the scenario with V = p x v virtual stages. `first` gives
- * each stage's first layer (V entries), or NULL to cut the network by the
+ * Fills `sm` for the scenario with V = p x v virtual stages, collectives
+ * priced by comm profile `cp` (borrowed, may be NULL). `first` gives each
+ * stage's first layer (V entries), or NULL to cut the network by the
  * scenario's partition key (balanced by predicted time, or its counts).
- * Allocates only when V > 1 or t > 1. DNN_EINVAL (naming the key) for a
- * partition that does not fit, DNN_ENOMEM, or a collective error.
+ * Allocates only when V > 1, t > 1 or micro-batched convolutions need a
+ * table. DNN_EINVAL (naming the key) for a partition that does not fit,
+ * DNN_EUNSUPPORTED (a technique this build cannot combine), DNN_ENOMEM, or
+ * a collective error.
  */
-dnn_status dnn__stage_model_build(const dnn_strat_input *in, size_t p, size_t v,
-                                  const size_t *first, dnn__stage_model *sm,
-                                  dnn_error *err);
+dnn_status dnn__stage_model_build(const dnn_strat_input *in,
+                                  const dnn_comm_profile *cp, size_t p,
+                                  size_t v, const size_t *first,
+                                  dnn__stage_model *sm, dnn_error *err);
 
 /* The same with per-layer rows from `cache` (may be NULL) and, for V > 1,
  * the stage table in its scratch (sm is then valid until the cache's next
  * use: never keep it, as a simulation graph does). No allocation once the
  * cache is warm. */
 dnn_status dnn__stage_model_build_ex(const dnn_strat_input *in,
-                                     dnn_strat_cache *cache, size_t p, size_t v,
-                                     const size_t *first, dnn__stage_model *sm,
-                                     dnn_error *err);
+                                     dnn_strat_cache *cache,
+                                     const dnn_comm_profile *cp, size_t p,
+                                     size_t v, const size_t *first,
+                                     dnn__stage_model *sm, dnn_error *err);
 
 /* Forward and backward (data + weights) time of layer i per micro-batch,
  * and whether selective recompute drops and recomputes its output. */
@@ -340,10 +480,30 @@ bool dnn__layer_selective(const dnn_net *net, size_t i);
 
 /* Seconds of the gradient reduction of `bytes` over a stage's data-
  * parallel group: an allreduce, or under ZeRO >= 1 a reduce-scatter (each
- * replica keeps its shard); 0 when d == 1. `algo` (may be NULL) receives
- * the algorithm used. */
+ * replica keeps its shard), of the gradients compressed as [training]
+ * compression says (docs/models.md §20: smaller messages, plus the
+ * encoding and decoding compute); 0 when d == 1. `algo` (may be NULL)
+ * receives the algorithm used. */
 double dnn__stage_allreduce_time(const dnn__stage_model *sm, double bytes,
                                  dnn_comm_algo *algo);
+
+/* What compressing a gradient message of `bytes` (n elements of the
+ * training dtype) sends and costs: the bytes on the wire per rank's
+ * contribution, and the encode + decode seconds. */
+void dnn__compression_cost(const dnn__stage_model *sm, double bytes,
+                           double *wire_bytes, double *compute_s);
+
+/* What the gradient exchange of `bytes` sends per replica and computes,
+ * as dnn__stage_allreduce_time decides it (top-k falls back to the dense
+ * allreduce when that is faster: then `bytes` and 0). */
+void dnn__stage_grad_wire(const dnn__stage_model *sm, double bytes,
+                          double *wire_bytes, double *compute_s);
+
+/* Dense gradient bytes of pipeline rank r: its parameters' gradients less
+ * the row-sparse ones exchanged by allgather (§18). */
+double dnn__stage_dense_grad_bytes(const dnn__stage_model *sm, size_t r);
+/* Seconds of rank r's row-sparse gradient allgathers (0: none). */
+double dnn__stage_sparse_time(const dnn__stage_model *sm, size_t r);
 
 /* Optimizer step time for `params` parameters. */
 double dnn__strat_optimizer_time(const dnn_strat_input *in, double params);
@@ -422,9 +582,13 @@ dnn_status dnn__analytic_run(const dnn__stage_model *sm,
 size_t dnn__des_task_estimate(const dnn__stage_model *sm);
 
 /* The event simulator on a stage model (taskgraph.c): builds the task
- * graph, runs it and frees it. */
+ * graph, runs it and frees it. With jitter it runs `draws` iterations,
+ * re-timed with each device's next speed factor, and averages them
+ * (Monte Carlo, docs/models.md §19). */
 dnn_status dnn__des_run(const dnn__stage_model *sm, dnn__engine_result *out,
                         dnn_error *err);
+dnn_status dnn__des_run_mc(const dnn__stage_model *sm, size_t draws,
+                           dnn__engine_result *out, dnn_error *err);
 
 /* Fills a prediction from a stage model and an engine's result. */
 void dnn__strat_assemble(const dnn__stage_model *sm,
@@ -444,10 +608,12 @@ typedef struct dnn__strat_type {
   const char *name;    /* "data", "pipeline", "tensor", ... */
   const char *summary; /* one line, for docs */
   bool (*matches)(const dnn_scenario *scn);
-  /* Builds the stage model of the scenario (or fails cleanly). `first`
-   * is a partition to keep (V first layers, when re-timing) or NULL. */
-  dnn_status (*build)(const dnn_strat_input *in, const size_t *first,
-                      dnn__stage_model *sm, dnn_error *err);
+  /* Builds the stage model of the scenario (or fails cleanly), its
+   * collectives priced by `cp` (may be NULL). `first` is a partition to
+   * keep (V first layers, when re-timing) or NULL. */
+  dnn_status (*build)(const dnn_strat_input *in, const dnn_comm_profile *cp,
+                      const size_t *first, dnn__stage_model *sm,
+                      dnn_error *err);
 } dnn__strat_type;
 
 extern const dnn__strat_type *const dnn__strat_data;
@@ -480,6 +646,11 @@ bool dnn__strat_wants_des(const dnn_scenario *scn);
  */
 dnn_status dnn__mb_layer_times(const dnn_strat_input *in, size_t batch,
                                dnn_layer_time *out, dnn_error *err);
+/* The same, and in `ws_sum` (dnn_net_layer_count entries, may be NULL)
+ * each layer's chosen workspaces summed over its passes. */
+dnn_status dnn__mb_layer_times_ex(const dnn_strat_input *in, size_t batch,
+                                  dnn_layer_time *out, double *ws_sum,
+                                  dnn_error *err);
 
 #ifdef __cplusplus
 }

@@ -15,10 +15,18 @@
  * optimisation sends 1/t from each rank) as a difference array over the
  * cut positions, so that any partition's boundary traffic is a lookup.
  *
- * Invariant: a row of a table at t = 1 equals dnn__layer_row_plain's, so
- * cached and uncached predictions agree to rounding (sums from prefix
- * differences; tested at 1e-12); a cache lookup that hits never
- * allocates.
+ * With micro-batched convolutions (µ-cuDNN, docs/models.md §10.6) the
+ * rows come from the plan (dnn__mb_layer_times_ex), planned once per
+ * table, never per evaluation, and under ilp a layer holds the sum of its
+ * passes' workspaces. The tensor group's collectives are priced by the
+ * scenario's comm profile when it has one (docs/models.md §5.8), which is
+ * part of the key. The cache also keeps the scenario's resources
+ * (technique.c: the comm profile, the networks at other sizes).
+ *
+ * Invariant: a row of a table at t = 1 without micro-batching equals
+ * dnn__layer_row_plain's, so cached and uncached predictions agree to
+ * rounding (sums from prefix differences; tested at 1e-12); a cache
+ * lookup that hits never allocates.
  */
 #include "internal.h"
 
@@ -29,7 +37,7 @@
 
 /* Entries a cache keeps: a search touches one (micro-batch size, tensor
  * degree) at a time, a sweep a handful. */
-#define CACHE_ENTRIES 16
+#define CACHE_ENTRIES 32
 
 /* ---- Rows ---------------------------------------------------------------- */
 
@@ -57,6 +65,7 @@ static void row_from(const dnn_strat_input *in, size_t i, size_t mbs, size_t t,
   row->bwd_s = lt->time_s[DNN_PASS_BWD_DATA] +
                lt->time_s[DNN_PASS_BWD_WEIGHTS] + row->comm_bwd_s;
   row->workspace_bytes = lt->workspace_bytes;
+  row->workspace_held_bytes = lt->workspace_bytes;
   row->act_bytes = dnn_layer_activation_bytes(in->net, i, mbs, dt) / act_div;
   row->selective = dnn__layer_selective(in->net, i);
   if (row->selective)
@@ -174,6 +183,7 @@ static void fill_ranges(dnn__layer_tab *tab) {
         [DNN__PRE_SEL] = r->selective ? r->selective_bytes : 0,
         [DNN__PRE_SEL_FWD] = r->selective ? r->fwd_s : 0,
         [DNN__PRE_SEL_COMM_FWD] = r->selective ? r->comm_fwd_s : 0,
+        [DNN__PRE_WS_HELD] = r->workspace_held_bytes,
     };
     for (int q = 0; q < DNN__PRE_COUNT; q++)
       tab->pre[q][i + 1] = tab->pre[q][i] + v[q];
@@ -192,12 +202,32 @@ static void fill_ranges(dnn__layer_tab *tab) {
   }
 }
 
-dnn_status dnn__layer_tab_build(const dnn_strat_input *in, size_t mbs, size_t t,
-                                dnn__layer_tab *tab, dnn_error *err) {
+bool dnn__layer_sparse_grad(const dnn_net *net, size_t i) {
+  const dnn_layer *l = dnn_net_layer(net, i);
+  if (l->kind != DNN_LAYER_EMBEDDING && l->kind != DNN_LAYER_NCE_LOSS)
+    return false;
+  size_t elems = 0;
+  return dnn_layer_grad_rows(net, i, 1, &elems) > 0 && elems > 0;
+}
+
+dnn_status dnn__layer_tab_build(const dnn_strat_input *in,
+                                const dnn_comm_profile *cp, size_t mbs,
+                                size_t t, dnn__layer_tab *tab, dnn_error *err) {
   const dnn_net *net = in->net;
-  dnn_dtype dt = in->scn->model.dtype;
+  const dnn_scenario *scn = in->scn;
+  dnn_dtype dt = scn->model.dtype;
   size_t L = dnn_net_layer_count(net);
+  bool mb = scn->training.micro_batching != DNN_MICROBATCHING_NONE;
   memset(tab, 0, sizeof *tab);
+  if (mb && t > 1) {
+    char where[DNN_SCN_PATH_MAX + 64];
+    return DNN_FAIL(err, DNN_EUNSUPPORTED,
+                    "%s: micro-batched convolutions are planned for whole "
+                    "layers; with tensor = %zu use micro_batching = none",
+                    dnn_scn_key_origin(scn, "training", "micro_batching", where,
+                                       sizeof where),
+                    t);
+  }
   tab->layers = L;
   tab->row = dnn_malloc(L * sizeof *tab->row);
   tab->cut_fwd = dnn_calloc(L + 1, sizeof *tab->cut_fwd);
@@ -205,6 +235,7 @@ dnn_status dnn__layer_tab_build(const dnn_strat_input *in, size_t mbs, size_t t,
   tab->ckpt = dnn_malloc((L ? L : 1) * sizeof *tab->ckpt);
   dnn_layer_time *plan = dnn_malloc(L * sizeof *plan);
   size_t *last = dnn_malloc(L * sizeof *last);
+  double *ws_sum = mb ? dnn_malloc((L ? L : 1) * sizeof *ws_sum) : NULL;
   tab->levels = dnn__floor_log2(L ? L : 1) + 1;
   bool ok = true;
   for (int q = 0; q < DNN__PRE_COUNT; q++)
@@ -214,30 +245,51 @@ dnn_status dnn__layer_tab_build(const dnn_strat_input *in, size_t mbs, size_t t,
               dnn_calloc(tab->levels * (L ? L : 1), sizeof(double))) != NULL &&
          ok;
   if (!ok || !tab->row || !tab->cut_fwd || !tab->cut_bwd || !tab->ckpt ||
-      !plan || !last) {
+      !plan || !last || (mb && !ws_sum)) {
     dnn_free(plan);
     dnn_free(last);
+    dnn_free(ws_sum);
     dnn__layer_tab_release(tab);
     return DNN_FAIL(err, DNN_ENOMEM,
                     "out of memory building the per-layer table of %zu "
                     "layers",
                     L);
   }
-  dnn__tp_plan(in, mbs, t, plan);
+  if (mb) {
+    /* µ-cuDNN: the convolutions' planned times and workspaces (t = 1). */
+    dnn_status st = dnn__mb_layer_times_ex(in, mbs, plan, ws_sum, err);
+    if (st) {
+      dnn_free(plan);
+      dnn_free(last);
+      dnn_free(ws_sum);
+      dnn__layer_tab_release(tab);
+      return st;
+    }
+    tab->ws_sum = scn->training.micro_batching == DNN_MICROBATCHING_ILP;
+  } else {
+    dnn__tp_plan_cp(in, cp, mbs, t, plan);
+  }
   double td = dnn__d(t);
   for (size_t i = 0; i < L; i++) {
     row_from(in, i, mbs, t, &plan[i], &tab->row[i]);
+    if (tab->ws_sum)
+      tab->row[i].workspace_held_bytes = ws_sum[i];
     last[i] = i;
+    if (dnn__layer_sparse_grad(net, i) &&
+        tab->n_sparse < DNN_ARRAY_LEN(tab->sparse))
+      tab->sparse[tab->n_sparse++] = i;
   }
   /* One unsplit device: the plan at t = 1 (the same rows when t = 1). */
   for (size_t i = 0; i < L; i++) {
     if (t == 1) {
       tab->one_fb_s += tab->row[i].fwd_s + tab->row[i].bwd_s;
+      tab->one_fwd_s += tab->row[i].fwd_s;
       continue;
     }
     dnn__layer_row r1;
     dnn__layer_row_plain(in, i, mbs, &r1);
     tab->one_fb_s += r1.fwd_s + r1.bwd_s;
+    tab->one_fwd_s += r1.fwd_s;
   }
   /* Cuts: producer i's output crosses every cut in (i, last consumer]. */
   for (size_t j = 0; j < L; j++) {
@@ -280,6 +332,7 @@ dnn_status dnn__layer_tab_build(const dnn_strat_input *in, size_t mbs, size_t t,
   dnn__ckpt_cuts(net, 0, L, collect_cut, tab);
   dnn_free(plan);
   dnn_free(last);
+  dnn_free(ws_sum);
   return DNN_OK;
 }
 
@@ -289,12 +342,15 @@ dnn_status dnn__layer_tab_build(const dnn_strat_input *in, size_t mbs, size_t t,
 typedef struct tab_key {
   const dnn_net *net;
   const dnn_hw *hw;
+  const dnn_comm_profile *cp; /* t > 1: prices the group's collectives */
   size_t layers, kernel_rows;
   dnn_hw_params hwp;
   size_t mbs, t;
   int dtype, split;
   bool sp;
   double ws_limit_bytes;
+  int mb, mb_policy; /* micro-batched convolutions */
+  double mb_total_bytes;
   dnn_comm_topo tp_topo;
 } tab_key;
 
@@ -311,6 +367,7 @@ typedef struct entry {
 
 typedef struct comm_slot {
   bool used;
+  const dnn_comm_profile *cp;
   int op, algo;
   double bytes;
   dnn_comm_topo topo;
@@ -343,6 +400,7 @@ struct dnn_strat_cache {
   size_t first_cap;
   double *cost;
   size_t cost_cap;
+  dnn__res res; /* comm profile, networks of other sizes */
 };
 
 dnn_status dnn_strat_cache_alloc(dnn_strat_cache **out, dnn_error *err) {
@@ -363,6 +421,11 @@ void dnn_strat_cache_clear(dnn_strat_cache *c) {
     dnn__layer_tab_release(&c->e[k].tab);
     c->e[k].used = false;
   }
+  dnn__res_release(&c->res);
+}
+
+dnn__res *dnn__cache_res(dnn_strat_cache *c) {
+  return &c->res;
 }
 
 void dnn_strat_cache_free(dnn_strat_cache *c) {
@@ -383,8 +446,8 @@ void dnn_strat_cache_stats(const dnn_strat_cache *c, size_t *misses,
   *hits = c->hits;
 }
 
-static void key_of(const dnn_strat_input *in, size_t mbs, size_t t,
-                   tab_key *k) {
+static void key_of(const dnn_strat_input *in, const dnn_comm_profile *cp,
+                   size_t mbs, size_t t, tab_key *k) {
   const dnn_scenario *scn = in->scn;
   memset(k, 0, sizeof *k); /* padding too: keys compare with memcmp */
   k->net = in->net;
@@ -396,7 +459,13 @@ static void key_of(const dnn_strat_input *in, size_t mbs, size_t t,
   k->t = t;
   k->dtype = (int)scn->model.dtype;
   k->ws_limit_bytes = scn->hardware.workspace_MB * MIB;
+  if (scn->training.micro_batching != DNN_MICROBATCHING_NONE) {
+    k->mb = (int)scn->training.micro_batching;
+    k->mb_policy = (int)scn->training.mb_policy;
+    k->mb_total_bytes = scn->training.workspace_MB * MIB;
+  }
   if (t > 1) {
+    k->cp = cp;
     k->split = scn->parallelism.tensor_split;
     k->sp = scn->parallelism.sequence_parallel;
     k->tp_topo = dnn__tp_topo(in, t);
@@ -404,12 +473,11 @@ static void key_of(const dnn_strat_input *in, size_t mbs, size_t t,
 }
 
 dnn_status dnn__cache_tab(dnn_strat_cache *c, const dnn_strat_input *in,
-                          size_t mbs, size_t t, const dnn__layer_tab **out,
-                          dnn_error *err) {
+                          const dnn_comm_profile *cp, size_t mbs, size_t t,
+                          const dnn__layer_tab **out, dnn_error *err) {
   tab_key key;
-  key_of(in, mbs, t, &key);
+  key_of(in, cp, mbs, t, &key);
   c->clock++;
-  size_t victim = 0;
   for (size_t k = 0; k < CACHE_ENTRIES; k++) {
     entry *e = &c->e[k];
     if (e->used && memcmp(&e->key, &key, sizeof key) == 0) {
@@ -418,13 +486,18 @@ dnn_status dnn__cache_tab(dnn_strat_cache *c, const dnn_strat_input *in,
       *out = &e->tab;
       return DNN_OK;
     }
+  }
+  /* A miss: an empty entry, else the least recently used. */
+  size_t victim = 0;
+  for (size_t k = 0; k < CACHE_ENTRIES; k++) {
+    const entry *e = &c->e[k];
     if (!e->used || (c->e[victim].used && e->stamp < c->e[victim].stamp))
       victim = k;
   }
   entry *e = &c->e[victim];
   dnn__layer_tab_release(&e->tab);
   e->used = false;
-  dnn_status st = dnn__layer_tab_build(in, mbs, t, &e->tab, err);
+  dnn_status st = dnn__layer_tab_build(in, cp, mbs, t, &e->tab, err);
   if (st)
     return st;
   e->used = true;
@@ -468,12 +541,22 @@ static uint64_t fnv(uint64_t h, const void *p, size_t n) {
   return h;
 }
 
-dnn_status dnn__cache_comm_time(dnn_strat_cache *c, dnn_comm_op op,
-                                dnn_comm_algo algo, double bytes,
-                                const dnn_comm_topo *topo, dnn_comm_cost *out,
-                                dnn_error *err) {
+/* The profile's cost, else comm.h's. */
+static dnn_status comm_cost(const dnn_comm_profile *cp, dnn_comm_op op,
+                            dnn_comm_algo algo, double bytes,
+                            const dnn_comm_topo *topo, dnn_comm_cost *out,
+                            dnn_error *err) {
+  if (cp && dnn__comm_profile_cost(cp, op, algo, bytes, topo, out))
+    return DNN_OK;
+  return dnn_comm_time(op, algo, bytes, topo, out, err);
+}
+
+dnn_status dnn__cache_comm_time(dnn_strat_cache *c, const dnn_comm_profile *cp,
+                                dnn_comm_op op, dnn_comm_algo algo,
+                                double bytes, const dnn_comm_topo *topo,
+                                dnn_comm_cost *out, dnn_error *err) {
   if (c == NULL)
-    return dnn_comm_time(op, algo, bytes, topo, out, err);
+    return comm_cost(cp, op, algo, bytes, topo, out, err);
   int o = (int)op, a = (int)algo;
   uint64_t h = 0xCBF29CE484222325ull;
   h = fnv(h, &o, sizeof o);
@@ -488,7 +571,7 @@ dnn_status dnn__cache_comm_time(dnn_strat_cache *c, dnn_comm_op op,
   for (size_t w = 0; w < 4; w++) {
     comm_slot *x = &c->comm[set + w];
     if (x->used && x->op == o && x->algo == a && x->bytes == bytes &&
-        memcmp(&x->topo, topo, sizeof *topo) == 0) {
+        x->cp == cp && memcmp(&x->topo, topo, sizeof *topo) == 0) {
       *out = x->cost;
       return DNN_OK;
     }
@@ -497,10 +580,11 @@ dnn_status dnn__cache_comm_time(dnn_strat_cache *c, dnn_comm_op op,
   }
   if (sl == NULL)
     sl = &c->comm[set + (size_t)((h >> 32) % 4)];
-  dnn_status st = dnn_comm_time(op, algo, bytes, topo, out, err);
+  dnn_status st = comm_cost(cp, op, algo, bytes, topo, out, err);
   if (st)
     return st;
   sl->used = true;
+  sl->cp = cp;
   sl->op = o;
   sl->algo = a;
   sl->bytes = bytes;

@@ -263,8 +263,19 @@ void dnn_mb_plan_summary(const dnn_mb_plan *plan, dnn_mb_summary *out) {
 
 dnn_status dnn__mb_layer_times(const dnn_strat_input *in, size_t batch,
                                dnn_layer_time *out, dnn_error *err) {
+  return dnn__mb_layer_times_ex(in, batch, out, NULL, err);
+}
+
+dnn_status dnn__mb_layer_times_ex(const dnn_strat_input *in, size_t batch,
+                                  dnn_layer_time *out, double *ws_sum,
+                                  dnn_error *err) {
   const dnn_scenario *scn = in->scn;
   dnn_strat_layer_times(in, batch, out);
+  if (ws_sum) {
+    size_t L = dnn_net_layer_count(in->net);
+    for (size_t i = 0; i < L; i++)
+      ws_sum[i] = out[i].workspace_bytes;
+  }
   if (scn->training.micro_batching == DNN_MICROBATCHING_NONE)
     return DNN_OK;
   dnn_mb_params p = dnn_mb_default_params();
@@ -283,11 +294,15 @@ dnn_status dnn__mb_layer_times(const dnn_strat_input *in, size_t batch,
     dnn_layer_time *lt = &out[kn->layer];
     if (kn->layer != last) {
       lt->workspace_bytes = 0;
+      if (ws_sum)
+        ws_sum[kn->layer] = 0;
       last = kn->layer;
     }
     lt->time_s[kn->pass] = kn->chosen.time_s;
     lt->algo[kn->pass] = (dnn_conv_algo)dnn_mb_config_main_algo(&kn->chosen);
     lt->workspace_bytes = fmax(lt->workspace_bytes, kn->chosen.workspace_bytes);
+    if (ws_sum)
+      ws_sum[kn->layer] += kn->chosen.workspace_bytes;
   }
   dnn_mb_plan_free(plan);
   return DNN_OK;

@@ -18,8 +18,9 @@ static bool matches(const dnn_scenario *scn) {
   return scn->parallelism.tensor == 1 && scn->parallelism.pipeline > 1;
 }
 
-static dnn_status build(const dnn_strat_input *in, const size_t *first,
-                        dnn__stage_model *sm, dnn_error *err) {
+static dnn_status build(const dnn_strat_input *in, const dnn_comm_profile *cp,
+                        const size_t *first, dnn__stage_model *sm,
+                        dnn_error *err) {
   const dnn_scenario *scn = in->scn;
   size_t p = scn->parallelism.pipeline, v = scn->parallelism.virtual_stages;
   size_t m = scn->parallelism.microbatches;
@@ -34,7 +35,7 @@ static dnn_status build(const dnn_strat_input *in, const size_t *first,
                                        where, sizeof where),
                     m, p);
   }
-  return dnn__stage_model_build(in, p, v, first, sm, err);
+  return dnn__stage_model_build(in, cp, p, v, first, sm, err);
 }
 
 static const dnn__strat_type pipeline_type = {

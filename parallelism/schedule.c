@@ -36,7 +36,8 @@
  *   (p - 1)(f + b)/v per device, a fraction (p - 1)/(v m) of the ideal.
  * The data-parallel allreduce of rank r's gradients starts as buckets fill
  * during its last backward (ending at T - sum_{k<r}(b_k + g_k)) and runs
- * on one stream: bucket j starts at max(ready_j, end_{j-1}).
+ * on one stream: bucket j starts at max(ready_j, end_{j-1}); the row-
+ * sparse allgathers (docs/models.md §18) follow once backward is done.
  *
  * Invariant: nothing here allocates.
  */
@@ -207,9 +208,12 @@ static double exposed_allreduce(const dnn__stage_model *sm, size_t r,
   *algo = dnn__stage_report_algo(sm, r);
   if (sm->d <= 1)
     return 0;
+  /* Row-sparse gradients (allgathers of touched rows, docs/models.md §18)
+   * follow the dense ones on the same stream, once backward is done. */
+  double sparse = dnn__stage_sparse_time(sm, r);
   if (!sm->overlap) {
-    double g = dnn__stage_device_params(sm, r) * sm->grad_elem_bytes;
-    double t = dnn__stage_allreduce_time(sm, g, NULL);
+    double g = dnn__stage_dense_grad_bytes(sm, r);
+    double t = dnn__stage_allreduce_time(sm, g, NULL) + sparse;
     *comm_s += t;
     return t;
   }
@@ -235,6 +239,11 @@ static double exposed_allreduce(const dnn__stage_model *sm, size_t r,
     }
     if (cc > 0)
       behind -= dnn__d(sm->p) * stage_b(&sm->stages[(cc - 1) * sm->p + r]);
+  }
+  if (sparse > 0) {
+    free_s = (any ? fmax(free_s, end_s) : end_s) + sparse;
+    any = true;
+    *comm_s += sparse;
   }
   return any ? fmax(0.0, free_s - end_s) : 0;
 }

@@ -43,6 +43,7 @@ struct dnn_search {
   dnn_scenario scn;   /* edited for every candidate */
   dnn_search_params par;
   dnn_strat_cache *cache;
+  const dnn_comm_profile *cp; /* the cache's, from [cluster] comm_profile */
   cand *cands;
   size_t n_cands, cap_cands, next;
   size_t keep; /* results kept: top + finalists */
@@ -326,6 +327,8 @@ dnn_status dnn_search_alloc(const dnn_strat_input *in,
     st = DNN_FAIL(err, DNN_ENOMEM, "out of memory allocating a search");
     goto fail;
   }
+  if ((st = dnn__res_comm(dnn__cache_res(s->cache), &s->scn, &s->cp, err)))
+    goto fail;
   if ((st = enumerate(s, err)))
     goto fail;
   if (s->n_cands == 0) {
@@ -382,7 +385,7 @@ static void evaluate(dnn_search *s, const cand *c) {
   size_t V = (size_t)c->p * c->v;
   dnn__stage_model sm;
   dnn_status st =
-      dnn__stage_model_build_ex(&s->in, s->cache, c->p, c->v,
+      dnn__stage_model_build_ex(&s->in, s->cache, s->cp, c->p, c->v,
                                 reuse && V > 1 ? s->first : NULL, &sm, NULL);
   dnn__engine_result r;
   if (st == DNN_OK)
@@ -434,7 +437,8 @@ static dnn_status simulate(dnn_search *s, dnn_search_result *r,
             (unsigned char)r->recompute, (unsigned char)r->zero};
   apply(s, &c);
   dnn__stage_model sm;
-  dnn_status st = dnn__stage_model_build(&s->in, c.p, c.v, NULL, &sm, err);
+  dnn_status st =
+      dnn__stage_model_build(&s->in, s->cp, c.p, c.v, NULL, &sm, err);
   if (st == DNN_OK && dnn__des_task_estimate(&sm) <= s->par.sim_max_tasks) {
     dnn__engine_result er;
     st = dnn__des_run(&sm, &er, err);

@@ -29,11 +29,21 @@
  *   BN-ReLU pairs, as in Pleiss et al. 2017 and Rota Bulò et al. 2018) and
  *   recomputes them from the kept convolution outputs.
  *
+ * - Techniques (docs/models.md §17, §18, §20): batch augmentation
+ *   computes `copies` of each sample (the micro-batch grows, gradients
+ *   do not); layers with row-sparse gradients (embeddings, NCE) allgather
+ *   the rows a step touched, d E(b) (D s + 4) bytes, when that beats
+ *   allreducing the table; gradient compression shrinks each message
+ *   (fp16 2n, 1-bit n/8 + 8, top-k k (s + ceil(log2 n)/8) bytes, top-k
+ *   allgathered with a dense fallback) and adds its encode and decode
+ *   kernels.
+ *
  * Invariant: with V == 1 nothing is allocated (the stage lives in the
  * model), so the data-parallel analytic path stays allocation-free.
  */
 #include "internal.h"
 
+#include <gsl/gsl_cdf.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -81,11 +91,23 @@ double dnn__rng_uniform(dnn__rng *r) {
 double dnn__rng_jitter(dnn__rng *r, double cv) {
   if (cv <= 0)
     return 1;
-  /* Box-Muller; one normal per call keeps the stream position simple. */
-  double u1 = dnn__rng_uniform(r), u2 = dnn__rng_uniform(r);
-  double z = sqrt(-2 * log(u1)) * cos(6.283185307179586 * u2);
+  /* One uniform per factor (inversion: the stream position is the draw
+   * count); log-normal with E = 1 and Var = cv^2: sigma^2 = ln(1 + cv^2),
+   * mu = -sigma^2 / 2. */
+  double z = gsl_cdf_ugaussian_Pinv(dnn__rng_uniform(r));
   double s2 = log1p(cv * cv);
   return exp(-0.5 * s2 + sqrt(s2) * z);
+}
+
+double dnn__rng_jitter_at(uint64_t seed, uint64_t stream, size_t draw,
+                          double cv) {
+  if (cv <= 0)
+    return 1;
+  dnn__rng r;
+  dnn__rng_seed(&r, seed, stream);
+  for (size_t k = 0; k < draw; k++)
+    (void)dnn__rng_uniform(&r);
+  return dnn__rng_jitter(&r, cv);
 }
 
 /* ---- Per-layer quantities ------------------------------------------------ */
@@ -102,7 +124,7 @@ double dnn__stage_zero3_gather_s(const dnn__stage_model *sm, double params) {
     return 0;
   dnn_comm_cost c;
   dnn_status st = dnn__cache_comm_time(
-      sm->cache, DNN_COMM_ALLGATHER, DNN_COMM_ALGO_AUTO,
+      sm->cache, sm->comm, DNN_COMM_ALLGATHER, DNN_COMM_ALGO_AUTO,
       params * sm->grad_elem_bytes, &sm->dp_topo, &c, NULL);
   DNN_ASSERT(st == DNN_OK);
   (void)st;
@@ -172,16 +194,77 @@ double dnn__xfer_time(const dnn__xfer *x) {
   return x->latency_s + x->bytes / fmin(x->cap_Bps, x->bw_Bps / x->weight);
 }
 
-double dnn__stage_allreduce_time(const dnn__stage_model *sm, double bytes,
-                                 dnn_comm_algo *algo) {
-  dnn_comm_cost c;
-  if (sm->d <= 1 || bytes <= 0) {
-    if (algo)
-      *algo = sm->algo == DNN_COMM_ALGO_AUTO ? DNN_COMM_ALGO_RING : sm->algo;
-    return 0;
+/* ---- Gradient compression (docs/models.md §20) -------------------------- */
+
+/* Bytes of one top-k entry: the value and its index into the n elements
+ * of the message, ceil(log2 n) bits (REFERENCE §1.7). */
+static double topk_entry_bytes(const dnn__stage_model *sm, double n) {
+  double bits = n > 1 ? ceil(log2(n)) : 1;
+  return sm->grad_elem_bytes + bits / 8;
+}
+
+static double topk_k(const dnn__stage_model *sm, double n) {
+  return fmax(1.0, ceil(sm->in.scn->training.compression_density * n));
+}
+
+/* A memory-bound pass over `bytes` doing `flops` (an element-wise kernel,
+ * at the profile's eltwise efficiency). */
+static double pass_s(const dnn__stage_model *sm, double flops, double bytes) {
+  return dnn_hw_kernel_time(sm->in.hw, DNN_OP_ELTWISE, sm->in.scn->model.dtype,
+                            flops, bytes);
+}
+
+void dnn__compression_cost(const dnn__stage_model *sm, double bytes,
+                           double *wire_bytes, double *compute_s) {
+  const dnn_scenario *scn = sm->in.scn;
+  double s = sm->grad_elem_bytes, n = bytes / s;
+  *wire_bytes = bytes;
+  *compute_s = 0;
+  if (!(bytes > 0))
+    return;
+  switch (scn->training.compression) {
+  case DNN_COMPRESSION_FP16:
+    if (s <= 2)
+      return; /* already half precision: nothing to do */
+    /* Cast down before sending, up after receiving. */
+    *wire_bytes = 2 * n;
+    *compute_s = pass_s(sm, n, n * s + 2 * n) + pass_s(sm, n, 2 * n + n * s);
+    return;
+  case DNN_COMPRESSION_ONEBIT: {
+    /* Sign bits plus two fp32 reconstruction values (Seide et al. 2014),
+     * error feedback: the encoder reads the gradient and the residual and
+     * writes the residual back. A compressed allreduce encodes and decodes
+     * twice (the reduce-scatter's partial sums are compressed again,
+     * as DeepSpeed's 1-bit Adam does). */
+    *wire_bytes = ceil(n / 8) + 8;
+    double enc = pass_s(sm, 4 * n, n * s + 8 * n + n / 8);
+    double dec = pass_s(sm, n, n / 8 + n * s);
+    *compute_s = 2 * (enc + dec);
+    return;
   }
-  dnn_comm_op op = sm->zero >= 1 ? DNN_COMM_REDUCE_SCATTER : DNN_COMM_ALLREDUCE;
-  dnn_status st = dnn__cache_comm_time(sm->cache, op, sm->algo, bytes,
+  case DNN_COMPRESSION_TOPK: {
+    /* Selection: two passes over the values (a threshold estimate, then
+     * the gather) with the residual of error feedback read and written;
+     * decoding scatters the d received sets into a zeroed dense buffer. */
+    double k = topk_k(sm, n), e = topk_entry_bytes(sm, n);
+    double d = dnn__d(sm->d);
+    *wire_bytes = k * e;
+    double enc = pass_s(sm, 2 * n, 2 * n * s + 8 * n + k * e);
+    double dec = pass_s(sm, d * k, d * k * e + n * s);
+    *compute_s = enc + dec;
+    return;
+  }
+  case DNN_COMPRESSION_NONE:
+  default:
+    return;
+  }
+}
+
+/* The collective alone on `bytes` with the configured algorithm. */
+static double coll_time(const dnn__stage_model *sm, dnn_comm_op op,
+                        dnn_comm_algo a, double bytes, dnn_comm_algo *algo) {
+  dnn_comm_cost c;
+  dnn_status st = dnn__cache_comm_time(sm->cache, sm->comm, op, a, bytes,
                                        &sm->dp_topo, &c, NULL);
   /* The topology and algorithm were checked when the model was built. */
   DNN_ASSERT(st == DNN_OK);
@@ -189,6 +272,146 @@ double dnn__stage_allreduce_time(const dnn__stage_model *sm, double bytes,
   if (algo)
     *algo = c.algo;
   return c.time_s;
+}
+
+/* The gradient exchange of `bytes` over the data-parallel group: its
+ * time, algorithm, bytes each replica contributes and compression
+ * compute. */
+static double exchange(const dnn__stage_model *sm, double bytes,
+                       dnn_comm_algo *algo, double *wire, double *comp) {
+  *wire = bytes;
+  *comp = 0;
+  if (sm->d <= 1 || bytes <= 0) {
+    if (algo)
+      *algo = sm->algo == DNN_COMM_ALGO_AUTO ? DNN_COMM_ALGO_RING : sm->algo;
+    return 0;
+  }
+  dnn_comm_op op = sm->zero >= 1 ? DNN_COMM_REDUCE_SCATTER : DNN_COMM_ALLREDUCE;
+  dnn_compression cz = sm->in.scn->training.compression;
+  if (cz == DNN_COMPRESSION_NONE)
+    return coll_time(sm, op, sm->algo, bytes, algo);
+  double w, c;
+  dnn__compression_cost(sm, bytes, &w, &c);
+  if (cz != DNN_COMPRESSION_TOPK) {
+    *wire = w;
+    *comp = c;
+    return coll_time(sm, op, sm->algo, w, algo) + c;
+  }
+  /* Top-k: the d sparse sets allgathered (their union grows with d, up to
+   * min(d k, n) entries), or the dense allreduce when that is faster (a
+   * sparse allreduce switches to dense once the union fills in, as
+   * SparCML does). */
+  dnn_comm_algo a_dense, a_sparse;
+  double dense = coll_time(sm, op, sm->algo, bytes, &a_dense);
+  double sparse = coll_time(sm, DNN_COMM_ALLGATHER, DNN_COMM_ALGO_AUTO,
+                            dnn__d(sm->d) * w, &a_sparse) +
+                  c;
+  if (!(sparse < dense)) {
+    if (algo)
+      *algo = a_dense;
+    return dense;
+  }
+  if (algo)
+    *algo = a_sparse;
+  *wire = w;
+  *comp = c;
+  return sparse;
+}
+
+double dnn__stage_allreduce_time(const dnn__stage_model *sm, double bytes,
+                                 dnn_comm_algo *algo) {
+  double wire, comp;
+  return exchange(sm, bytes, algo, &wire, &comp);
+}
+
+void dnn__stage_grad_wire(const dnn__stage_model *sm, double bytes,
+                          double *wire_bytes, double *compute_s) {
+  (void)exchange(sm, bytes, NULL, wire_bytes, compute_s);
+}
+
+/* ---- Sparse embedding gradients (docs/models.md §18) ------------------- */
+
+/* Whether sparse layer k (of sm->sparse_layer) lies on pipeline rank r. */
+static bool sparse_on_rank(const dnn__stage_model *sm, size_t k, size_t r) {
+  size_t i = sm->sparse_layer[k];
+  for (size_t c = 0; c < sm->v; c++) {
+    const dnn__stage *st = &sm->stages[c * sm->p + r];
+    if (i >= st->first && i < st->first + st->count)
+      return true;
+  }
+  return false;
+}
+
+double dnn__stage_dense_grad_bytes(const dnn__stage_model *sm, size_t r) {
+  double p = dnn__stage_device_params(sm, r);
+  for (size_t k = 0; k < sm->n_sparse; k++)
+    if (sparse_on_rank(sm, k, r))
+      p -= sm->sparse_params[k];
+  return fmax(0.0, p) * sm->grad_elem_bytes;
+}
+
+double dnn__stage_sparse_time(const dnn__stage_model *sm, size_t r) {
+  double t = 0;
+  for (size_t k = 0; k < sm->n_sparse; k++)
+    if (sparse_on_rank(sm, k, r))
+      t += sm->sparse_s[k];
+  return t;
+}
+
+/* Parameters of the sparse layers in [a, b). */
+static double sparse_in(const dnn__stage_model *sm, size_t a, size_t b) {
+  double p = 0;
+  for (size_t k = 0; k < sm->n_sparse; k++)
+    if (sm->sparse_layer[k] >= a && sm->sparse_layer[k] < b)
+      p += sm->sparse_params[k];
+  return p;
+}
+
+static bool is_sparse(const dnn__stage_model *sm, size_t i) {
+  for (size_t k = 0; k < sm->n_sparse; k++)
+    if (sm->sparse_layer[k] == i)
+      return true;
+  return false;
+}
+
+/*
+ * Chooses, for every layer with a row-sparse weight gradient, between the
+ * dense allreduce of its table and the allgather of the rows the replicas
+ * touched: d replicas x E[distinct rows of the step's b samples] x (row +
+ * a 4-byte row index), whichever is faster. Only plain data-parallel
+ * reduction (ZeRO 0) and whole (unsplit) tables.
+ */
+static void plan_sparse(dnn__stage_model *sm) {
+  sm->n_sparse = 0;
+  if (sm->d <= 1 || sm->zero >= 1)
+    return;
+  const dnn_net *net = sm->in.net;
+  size_t L = dnn_net_layer_count(net);
+  size_t n_cand = sm->tab ? sm->tab->n_sparse : L;
+  for (size_t k = 0; k < n_cand && sm->n_sparse < DNN__MAX_SPARSE; k++) {
+    size_t i = sm->tab ? sm->tab->sparse[k] : k;
+    if (!sm->tab && !dnn__layer_sparse_grad(net, i))
+      continue;
+    double params = sm->tab ? sm->tab->row[i].params
+                            : dnn__d(dnn_net_layer(net, i)->params);
+    if (params != dnn__d(dnn_net_layer(net, i)->params))
+      continue; /* a tensor-split table: not modelled */
+    size_t elems = 0;
+    double rows = dnn_layer_grad_rows(net, i, sm->b, &elems);
+    double sparse_bytes =
+        dnn__d(sm->d) * rows * (dnn__d(elems) * sm->grad_elem_bytes + 4.0);
+    double dense_bytes = params * sm->grad_elem_bytes;
+    double ts = coll_time(sm, DNN_COMM_ALLGATHER, DNN_COMM_ALGO_AUTO,
+                          sparse_bytes, NULL);
+    double td = coll_time(sm, DNN_COMM_ALLREDUCE, sm->algo, dense_bytes, NULL);
+    if (!(ts < td))
+      continue;
+    size_t j = sm->n_sparse++;
+    sm->sparse_layer[j] = i;
+    sm->sparse_params[j] = params;
+    sm->sparse_s[j] = ts;
+    sm->sparse_bytes[j] = sparse_bytes;
+  }
 }
 
 /* The copy of the tied embedding stage `st` holds (0 when it holds none:
@@ -218,6 +441,8 @@ static double grad_bytes_from(const dnn__stage_model *sm, const dnn__stage *st,
   double p = dnn__tab_sum(sm->tab, DNN__PRE_PARAMS, k, hi);
   if (sm->tied_fc >= k && sm->tied_fc < hi)
     p += tied_copy(sm, st);
+  if (sm->n_sparse)
+    p = fmax(0.0, p - sparse_in(sm, k, hi));
   return p * sm->grad_elem_bytes;
 }
 
@@ -260,7 +485,8 @@ static bool bucket_scan(const dnn__stage_model *sm, dnn__bucket_iter *it,
     else
       dnn__stage_layer_time(sm, i, &f, &b);
     b_s += b;
-    bucket += dnn__stage_layer_params(sm, i) * sm->grad_elem_bytes;
+    if (!is_sparse(sm, i))
+      bucket += dnn__stage_layer_params(sm, i) * sm->grad_elem_bytes;
     if (bucket > 0 && (bucket >= sm->bucket_bytes || it->next == 0)) {
       *close = i;
       *bytes = bucket;
@@ -291,7 +517,7 @@ dnn_comm_algo dnn__stage_report_algo(const dnn__stage_model *sm, size_t r) {
   dnn_comm_algo a;
   double bytes = 0;
   if (sm->d > 1 && !sm->overlap) {
-    bytes = dnn__stage_device_params(sm, r) * sm->grad_elem_bytes;
+    bytes = dnn__stage_dense_grad_bytes(sm, r);
   } else if (sm->d > 1) {
     /* Chunk 0's last backward is the rank's last: the bytes of the last
      * bucket it closes. */
@@ -319,8 +545,9 @@ double dnn__stage_step_comm_s(const dnn__stage_model *sm, size_t r) {
     group += sm->stages[c * sm->p + r].group_grad_bytes;
   if (sm->t > 1 && group > 0) {
     dnn_comm_cost cc;
-    if (dnn__cache_comm_time(sm->cache, DNN_COMM_ALLREDUCE, DNN_COMM_ALGO_AUTO,
-                             group, &sm->tp_topo, &cc, NULL) == DNN_OK)
+    if (dnn__cache_comm_time(sm->cache, sm->comm, DNN_COMM_ALLREDUCE,
+                             DNN_COMM_ALGO_AUTO, group, &sm->tp_topo, &cc,
+                             NULL) == DNN_OK)
       t += cc.time_s;
   }
   if ((sm->zero == 1 || sm->zero == 2) && sm->d > 1) {
@@ -328,8 +555,9 @@ double dnn__stage_step_comm_s(const dnn__stage_model *sm, size_t r) {
     dnn_comm_cost cc;
     double bytes = dnn__stage_device_params(sm, r) * sm->grad_elem_bytes;
     if (bytes > 0 &&
-        dnn__cache_comm_time(sm->cache, DNN_COMM_ALLGATHER, DNN_COMM_ALGO_AUTO,
-                             bytes, &sm->dp_topo, &cc, NULL) == DNN_OK)
+        dnn__cache_comm_time(sm->cache, sm->comm, DNN_COMM_ALLGATHER,
+                             DNN_COMM_ALGO_AUTO, bytes, &sm->dp_topo, &cc,
+                             NULL) == DNN_OK)
       t += cc.time_s;
   }
   return t;
@@ -536,7 +764,8 @@ static void fill_fast(dnn__stage_model *sm, dnn__stage *st, double *saved,
   st->bwd_s = dnn__tab_sum(tb, DNN__PRE_BWD, a, b);
   st->comm_fwd_s = dnn__tab_sum(tb, DNN__PRE_COMM_FWD, a, b);
   st->comm_bwd_s = dnn__tab_sum(tb, DNN__PRE_COMM_BWD, a, b);
-  st->workspace_bytes = dnn__tab_max(tb, DNN__MAX_WS, a, b);
+  st->workspace_bytes = tb->ws_sum ? dnn__tab_sum(tb, DNN__PRE_WS_HELD, a, b)
+                                   : dnn__tab_max(tb, DNN__MAX_WS, a, b);
   st->params = dnn__tab_sum(tb, DNN__PRE_PARAMS, a, b) + copy;
   st->max_layer_params = dnn__tab_max(tb, DNN__MAX_PARAMS, a, b);
   if (copy > 0)
@@ -622,6 +851,8 @@ static void fill_stages(dnn__stage_model *sm, size_t *stage_of, size_t *maxc) {
   gather_memo memo;
   memo.n = 0;
   bool fast = sm->tab && sm->zero < 3 && !stage_of;
+  bool ws_sum = sm->tab && sm->tab->ws_sum;
+  sm->one_fwd_s = sm->tab ? sm->tab->one_fwd_s : 0;
   for (size_t s = 0; s < V; s++) {
     dnn__stage *st = &sm->stages[s];
     st->fwd_s = st->bwd_s = st->recompute_s = 0;
@@ -651,7 +882,11 @@ static void fill_stages(dnn__stage_model *sm, size_t *stage_of, size_t *maxc) {
       st->bwd_s += b;
       st->comm_fwd_s += cf;
       st->comm_bwd_s += row.comm_bwd_s + (b - row.bwd_s);
-      st->workspace_bytes = fmax(st->workspace_bytes, row.workspace_bytes);
+      st->workspace_bytes =
+          ws_sum ? st->workspace_bytes + row.workspace_held_bytes
+                 : fmax(st->workspace_bytes, row.workspace_bytes);
+      if (!sm->tab)
+        sm->one_fwd_s += row.fwd_s;
       st->params += pr;
       st->max_layer_params = fmax(st->max_layer_params, pr);
       st->group_grad_bytes += row.group_grad_bytes;
@@ -763,13 +998,15 @@ static dnn_status setup_tab(dnn__stage_model *sm, dnn_strat_cache *cache,
                             dnn_error *err) {
   const dnn_strat_input *in = &sm->in;
   if (cache)
-    return dnn__cache_tab(cache, in, sm->mbs, sm->t, &sm->tab, err);
-  if (sm->t <= 1)
+    return dnn__cache_tab(cache, in, sm->comm, sm->mbs, sm->t, &sm->tab, err);
+  /* Micro-batched convolutions come from a plan: a table of their own. */
+  if (sm->t <= 1 && in->scn->training.micro_batching == DNN_MICROBATCHING_NONE)
     return DNN_OK;
   sm->own_tab = dnn_calloc(1, sizeof *sm->own_tab);
   if (sm->own_tab == NULL)
     return DNN_FAIL(err, DNN_ENOMEM, "out of memory for a per-layer table");
-  dnn_status st = dnn__layer_tab_build(in, sm->mbs, sm->t, sm->own_tab, err);
+  dnn_status st =
+      dnn__layer_tab_build(in, sm->comm, sm->mbs, sm->t, sm->own_tab, err);
   if (st) {
     dnn_free(sm->own_tab);
     sm->own_tab = NULL;
@@ -779,20 +1016,23 @@ static dnn_status setup_tab(dnn__stage_model *sm, dnn_strat_cache *cache,
   return DNN_OK;
 }
 
-dnn_status dnn__stage_model_build(const dnn_strat_input *in, size_t p, size_t v,
-                                  const size_t *first, dnn__stage_model *sm,
-                                  dnn_error *err) {
-  return dnn__stage_model_build_ex(in, NULL, p, v, first, sm, err);
+dnn_status dnn__stage_model_build(const dnn_strat_input *in,
+                                  const dnn_comm_profile *cp, size_t p,
+                                  size_t v, const size_t *first,
+                                  dnn__stage_model *sm, dnn_error *err) {
+  return dnn__stage_model_build_ex(in, NULL, cp, p, v, first, sm, err);
 }
 
 dnn_status dnn__stage_model_build_ex(const dnn_strat_input *in,
-                                     dnn_strat_cache *cache, size_t p, size_t v,
-                                     const size_t *first, dnn__stage_model *sm,
-                                     dnn_error *err) {
+                                     dnn_strat_cache *cache,
+                                     const dnn_comm_profile *cp, size_t p,
+                                     size_t v, const size_t *first,
+                                     dnn__stage_model *sm, dnn_error *err) {
   const dnn_scenario *scn = in->scn;
   char where[DNN_SCN_PATH_MAX + 64];
   memset(sm, 0, sizeof *sm);
   sm->in = *in;
+  sm->comm = cp;
   sm->d = dnn_scn_data_degree(scn);
   sm->t = scn->parallelism.tensor;
   sm->p = p;
@@ -800,7 +1040,10 @@ dnn_status dnn__stage_model_build_ex(const dnn_strat_input *in,
   sm->V = p * v;
   sm->m = scn->parallelism.microbatches;
   sm->b = scn->model.batch / sm->d;
-  sm->mbs = sm->b / sm->m;
+  /* Batch augmentation: every sample computed `copies` times; gradients
+   * and their reduction are per step, unchanged (docs/models.md §17). */
+  sm->copies = scn->training.augment_copies ? scn->training.augment_copies : 1;
+  sm->mbs = sm->b / sm->m * sm->copies;
   sm->schedule = scn->parallelism.schedule;
   if (sm->schedule == DNN_SCHEDULE_INTERLEAVED && v == 1)
     sm->schedule = DNN_SCHEDULE_1F1B; /* Megatron-LM does the same */
@@ -825,6 +1068,13 @@ dnn_status dnn__stage_model_build_ex(const dnn_strat_input *in,
         "the network has only %zu layers",
         dnn_scn_key_origin(scn, "parallelism", "pipeline", where, sizeof where),
         sm->V, p, v, L);
+  if (scn->training.compression == DNN_COMPRESSION_TOPK && sm->zero >= 1 &&
+      sm->d > 1)
+    return DNN_FAIL(err, DNN_EUNSUPPORTED,
+                    "%s: top-k compression of ZeRO's reduce-scatter is not "
+                    "modelled; use zero = 0, or compression fp16 or 1bit",
+                    dnn_scn_key_origin(scn, "training", "compression", where,
+                                       sizeof where));
   /* Check the gradient collective once so later calls cannot fail. */
   if (sm->d > 1) {
     dnn_comm_op op =
@@ -837,8 +1087,8 @@ dnn_status dnn__stage_model_build_ex(const dnn_strat_input *in,
                                          sizeof where),
                       sm->zero, dnn_comm_algo_name(sm->algo));
     dnn_comm_cost c;
-    dnn_status st =
-        dnn__cache_comm_time(cache, op, sm->algo, 1.0, &sm->dp_topo, &c, err);
+    dnn_status st = dnn__cache_comm_time(cache, cp, op, sm->algo, 1.0,
+                                         &sm->dp_topo, &c, err);
     if (st)
       return st;
   }
@@ -853,6 +1103,7 @@ dnn_status dnn__stage_model_build_ex(const dnn_strat_input *in,
     sm->one.first = 0;
     sm->one.count = L;
     fill_stages(sm, NULL, NULL);
+    plan_sparse(sm);
     return DNN_OK;
   }
   if (scratch) {
@@ -907,6 +1158,7 @@ dnn_status dnn__stage_model_build_ex(const dnn_strat_input *in,
     dnn__net_tied(in->net, &sm->tied_fc, &sm->tied_emb);
   }
   fill_stages(sm, stage_of, maxc);
+  plan_sparse(sm);
   if (!scratch) {
     dnn_free(first_tmp);
     dnn_free(cost);

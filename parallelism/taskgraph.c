@@ -25,6 +25,12 @@
  * coefficient of variation `jitter`), and an allreduce waits for the
  * bucket on every replica: stragglers hold the others up.
  *
+ * A prediction with jitter averages several draws (docs/models.md §19):
+ * the graph is built once and re-timed with every device's next speed
+ * factor (draw k is the k-th of its stream). Row-sparse gradient
+ * allgathers (§18) are one task after the buckets, released when every
+ * replica's backward is done.
+ *
  * Invariant: build and re-time walk the schedule in the same order, so the
  * k-th task emitted is the same task in both; re-timing only changes
  * durations, bytes and link bandwidths.
@@ -69,6 +75,8 @@ struct dnn_strat_sim {
   const char **bk_layer;     /* per bucket */
   double *layer_f, *layer_b; /* per layer, per micro-batch */
   signature sig;
+  size_t draw;  /* Monte Carlo draw: each device's speed factor index */
+  dnn__res res; /* the comm profile a simulation object loaded */
 };
 
 /* Per-build scratch: dependency lookups (build only). */
@@ -262,9 +270,9 @@ static dnn_status walk_device(gb *g, size_t r, size_t q) {
   /* Jitter: this device's compute runs at a speed drawn once per
    * iteration from its own stream, so its compute time has the given
    * coefficient of variation (mean 1). */
-  dnn__rng rng;
-  dnn__rng_seed(&rng, scn->training.seed, dnn__stage_device(sm, r, q));
-  double jit = dnn__rng_jitter(&rng, scn->training.jitter);
+  double jit =
+      dnn__rng_jitter_at(scn->training.seed, dnn__stage_device(sm, r, q),
+                         ss->draw, scn->training.jitter);
   bool buckets = sm->overlap && sm->d > 1;
   size_t nb = 0;
   uint32_t last = NONE32;
@@ -373,6 +381,7 @@ static dnn_status allreduces(gb *g) {
     t.cat = DNN_SIM_COLLECTIVE;
     t.name = "allreduce";
     uint32_t a = NONE32;
+    double sparse = dnn__stage_sparse_time(sm, r);
     if (sm->overlap) {
       for (size_t k = 0; k < ss->n_buckets[r]; k++) {
         size_t b = ss->bucket_off[r] + k;
@@ -385,9 +394,21 @@ static dnn_status allreduces(gb *g) {
           if ((st = edge(g, g->closer[b * ds + q], a)))
             return st;
       }
+      if (sm->n_sparse > 0) {
+        /* The row-sparse allgathers, once backward is done (§18). */
+        t.name = "allgather rows";
+        t.duration_s = sparse;
+        t.data_bytes = 0;
+        t.layer = NULL;
+        if ((st = emit(g, &t, &a)))
+          return st;
+        for (size_t q = 0; q < ds; q++)
+          if ((st = edge(g, ss->last_compute[r * ds + q], a)))
+            return st;
+      }
     } else {
-      double bytes = dnn__stage_device_params(sm, r) * sm->grad_elem_bytes;
-      t.duration_s = dnn__stage_allreduce_time(sm, bytes, NULL);
+      double bytes = dnn__stage_dense_grad_bytes(sm, r);
+      t.duration_s = dnn__stage_allreduce_time(sm, bytes, NULL) + sparse;
       t.data_bytes = bytes;
       if ((st = emit(g, &t, &a)))
         return st;
@@ -453,6 +474,7 @@ void dnn_strat_sim_free(dnn_strat_sim *ss) {
     return;
   if (!ss->borrowed)
     dnn__stage_model_release(&ss->sm);
+  dnn__res_release(&ss->res);
   dnn_sim_free(ss->sim);
   dnn_free(ss->first);
   dnn_free(ss->compute);
@@ -619,30 +641,33 @@ nomem:
                   V, sm->m, nd);
 }
 
-/* The stage model of a scenario, through its strategy. */
-static dnn_status model_of(const dnn_strat_input *in, const size_t *first,
-                           dnn__stage_model *sm, dnn_error *err) {
+/* The stage model of a scenario, through its strategy, with the comm
+ * profile the simulation object holds (loaded on first use). */
+static dnn_status model_of(dnn__res *res, const dnn_strat_input *in,
+                           const size_t *first, dnn__stage_model *sm,
+                           dnn_error *err) {
+  memset(sm, 0, sizeof *sm);
+  const dnn_comm_profile *cp = NULL;
   dnn_status st = dnn_scn_validate(in->scn, err);
-  if (st) {
-    memset(sm, 0, sizeof *sm);
+  if (st == DNN_OK)
+    st = dnn__res_comm(res, in->scn, &cp, err);
+  if (st)
     return st;
-  }
-  return dnn__strat_find(in->scn)->build(in, first, sm, err);
+  return dnn__strat_find(in->scn)->build(in, cp, first, sm, err);
 }
 
 dnn_status dnn_strat_sim_alloc(const dnn_strat_input *in, dnn_strat_sim **out,
                                dnn_error *err) {
   *out = NULL;
+  dnn_strat_sim *ss = dnn_calloc(1, sizeof *ss);
+  if (ss == NULL)
+    return DNN_FAIL(err, DNN_ENOMEM, "out of memory allocating a simulation");
   dnn__stage_model sm;
-  dnn_status st = model_of(in, NULL, &sm, err);
+  dnn_status st = model_of(&ss->res, in, NULL, &sm, err);
   if (st) {
     dnn__stage_model_release(&sm);
+    dnn_strat_sim_free(ss);
     return st;
-  }
-  dnn_strat_sim *ss = dnn_calloc(1, sizeof *ss);
-  if (ss == NULL) {
-    dnn__stage_model_release(&sm);
-    return DNN_FAIL(err, DNN_ENOMEM, "out of memory allocating a simulation");
   }
   adopt(ss, &sm, false);
   if ((st = build(ss, err))) {
@@ -656,7 +681,7 @@ dnn_status dnn_strat_sim_alloc(const dnn_strat_input *in, dnn_strat_sim **out,
 dnn_status dnn_strat_sim_retime(dnn_strat_sim *ss, const dnn_strat_input *in,
                                 dnn_error *err) {
   dnn__stage_model sm;
-  dnn_status st = model_of(in, ss->first, &sm, err);
+  dnn_status st = model_of(&ss->res, in, ss->first, &sm, err);
   if (st) {
     dnn__stage_model_release(&sm);
     return st;
@@ -737,13 +762,59 @@ const dnn_sim *dnn_strat_sim_engine(const dnn_strat_sim *ss) {
 
 dnn_status dnn__des_run(const dnn__stage_model *sm, dnn__engine_result *out,
                         dnn_error *err) {
+  return dnn__des_run_mc(sm, 1, out, err);
+}
+
+/* Adds w x b into a (breakdowns of Monte Carlo draws). */
+static void add_breakdown(dnn_breakdown *a, const dnn_breakdown *b, double w) {
+  a->forward_s += w * b->forward_s;
+  a->backward_s += w * b->backward_s;
+  a->recompute_s += w * b->recompute_s;
+  a->comm_s += w * b->comm_s;
+  a->comm_exposed_s += w * b->comm_exposed_s;
+  a->bubble_s += w * b->bubble_s;
+  a->optimizer_s += w * b->optimizer_s;
+}
+
+dnn_status dnn__des_run_mc(const dnn__stage_model *sm, size_t draws,
+                           dnn__engine_result *out, dnn_error *err) {
   dnn_strat_sim *ss = dnn_calloc(1, sizeof *ss);
   if (ss == NULL)
     return DNN_FAIL(err, DNN_ENOMEM, "out of memory allocating a simulation");
   adopt(ss, sm, true);
+  if (!(sm->in.scn->training.jitter > 0) || draws == 0)
+    draws = 1;
   dnn_status st = build(ss, err);
   if (st == DNN_OK)
     st = run_result(ss, out, err);
+  /* Monte Carlo: the same graph re-timed with every device's next speed
+   * factor; the mean of the draws (parts still add up). */
+  double w = 1.0 / dnn__d(draws);
+  dnn__engine_result acc = *out;
+  if (draws > 1) {
+    acc.iteration_s = w * out->iteration_s;
+    memset(&acc.breakdown, 0, sizeof acc.breakdown);
+    add_breakdown(&acc.breakdown, &out->breakdown, w);
+  }
+  for (size_t k = 1; st == DNN_OK && k < draws; k++) {
+    gb g;
+    memset(&g, 0, sizeof g);
+    g.ss = ss;
+    g.retime = true;
+    g.err = err;
+    ss->draw = k;
+    dnn__engine_result r;
+    st = walk(&g);
+    if (st == DNN_OK)
+      st = run_result(ss, &r, err);
+    if (st == DNN_OK) {
+      acc.iteration_s += w * r.iteration_s;
+      add_breakdown(&acc.breakdown, &r.breakdown, w);
+      acc.events += r.events;
+    }
+  }
+  if (st == DNN_OK)
+    *out = acc;
   dnn_strat_sim_free(ss);
   return st;
 }

@@ -79,7 +79,8 @@ typedef struct ctx {
   double ws_limit;
   double launch_s;
   dnn_comm_topo topo;
-  bool mega; /* the network has Megatron roles */
+  const dnn_comm_profile *cp; /* calibrated collectives, or NULL */
+  bool mega;                  /* the network has Megatron roles */
 } ctx;
 
 const char *dnn_split_name(dnn_split s) {
@@ -129,7 +130,8 @@ static double coll(const ctx *c, dnn_comm_op op, double bytes) {
   if (c->t <= 1 || !(bytes > 0))
     return 0;
   dnn_comm_cost cc;
-  if (dnn_comm_time(op, DNN_COMM_ALGO_AUTO, bytes, &c->topo, &cc, NULL))
+  if (dnn__cache_comm_time(NULL, c->cp, op, DNN_COMM_ALGO_AUTO, bytes, &c->topo,
+                           &cc, NULL))
     return INFINITY; /* no usable link: a scenario error caught earlier */
   return cc.time_s;
 }
@@ -547,8 +549,14 @@ static void op_layer(const ctx *c, size_t i, dnn_layer_time *out) {
 
 void dnn__tp_plan(const dnn_strat_input *in, size_t mbs, size_t t,
                   dnn_layer_time *out) {
+  dnn__tp_plan_cp(in, NULL, mbs, t, out);
+}
+
+void dnn__tp_plan_cp(const dnn_strat_input *in, const dnn_comm_profile *cp,
+                     size_t mbs, size_t t, dnn_layer_time *out) {
   ctx c;
   ctx_init(&c, in, mbs, t);
+  c.cp = cp;
   size_t L = dnn_net_layer_count(in->net);
   for (size_t i = 0; i < L; i++) {
     if (t <= 1) {
@@ -640,13 +648,14 @@ dnn_status dnn__hybrid_check(const dnn_strat_input *in, dnn_error *err) {
   return DNN_OK;
 }
 
-static dnn_status build(const dnn_strat_input *in, const size_t *first,
-                        dnn__stage_model *sm, dnn_error *err) {
+static dnn_status build(const dnn_strat_input *in, const dnn_comm_profile *cp,
+                        const size_t *first, dnn__stage_model *sm,
+                        dnn_error *err) {
   memset(sm, 0, sizeof *sm);
   dnn_status st = dnn__hybrid_check(in, err);
   if (st)
     return st;
-  return dnn__stage_model_build(in, in->scn->parallelism.pipeline,
+  return dnn__stage_model_build(in, cp, in->scn->parallelism.pipeline,
                                 in->scn->parallelism.virtual_stages, first, sm,
                                 err);
 }

@@ -146,6 +146,26 @@ dnn_status dnn_comm_time(dnn_comm_op op, dnn_comm_algo algo, double bytes,
                          const dnn_comm_topo *topo, dnn_comm_cost *out,
                          dnn_error *err);
 
+/*
+ * The time of collective `op` with `algo` on `ranks` ranks for a message
+ * of `bytes` (as dnn_comm_time counts them) from a calibrated comm
+ * profile (hw.h, docs/calibration.md): the fit's measured curve at an
+ * exact communicator size; otherwise the curve of a neighbouring measured
+ * size scaled by the ratio of this header's cost (with that fit's alpha,
+ * beta and gamma on one node) at the wanted and the measured size,
+ *   curve(P', m) T(P, m) / T(P', m),
+ * interpolated geometrically in log P between the neighbours below and
+ * above when both exist (dnn_hw_comm_profile_bracket). `exact` (may be
+ * NULL) tells whether the communicator size was measured. DNN_ENOTFOUND
+ * when the profile has no fit of (op, algo), or only fits without link
+ * parameters (the MPI library's own choice, AUTO) at other sizes. Does
+ * not allocate.
+ */
+dnn_status dnn_comm_profile_predict(const dnn_comm_profile *cp, dnn_comm_op op,
+                                    dnn_comm_algo algo, size_t ranks,
+                                    double bytes, double *time_s, bool *exact,
+                                    dnn_error *err);
+
 #ifdef __cplusplus
 }
 #endif

@@ -28,6 +28,14 @@
  * scenario overlaps communication (d > 1, overlap on), pipelines, or
  * has jitter, unless its graph would exceed DNN_STRAT_SIM_MAX_TASKS.
  *
+ * Training techniques (docs/models.md §16-§20) change the step or what is
+ * predicted around it: mixed image sizes ([training] sizes; the expected
+ * step), batch augmentation (augment_copies), sparse embedding gradients
+ * (chosen per table), stragglers and consistency (jitter, sync / ssp /
+ * async), gradient compression, and the time to a number of updates;
+ * dnn_prediction.techniques says what each did. Collectives use the
+ * calibrated fits of [cluster] comm_profile when there is one (§5.8).
+ *
  * Evaluation does not allocate on the analytic path of data parallelism
  * (t = p = 1). With a cache (dnn_strat_predict_cached) per-layer times are
  * computed once per network, profile, micro-batch size, dtype, workspace
@@ -76,6 +84,62 @@ typedef struct dnn_memory {
                             by that much */
 } dnn_memory;
 
+/* One image size of mixed-size training (docs/models.md §16). */
+typedef struct dnn_size_step {
+  size_t size;         /* image side, pixels */
+  double probability;  /* of a step at this size */
+  size_t local_batch;  /* unique samples per replica */
+  size_t copies;       /* augmented copies of each sample */
+  double iteration_s;  /* one step at this size */
+  double memory_bytes; /* per device (the most loaded) */
+  bool fits_in_memory;
+} dnn_size_step;
+
+/*
+ * What the scenario's training techniques do to a step (docs/models.md
+ * §16-§20). Every field is filled; a technique that is off leaves its
+ * neutral value (copies 1, factors 1, counts and bytes 0).
+ */
+typedef struct dnn_techniques {
+  /* Samples per step (§16, §17), global and expected over sizes. */
+  double unique_samples_per_step;    /* distinct samples */
+  double augmented_samples_per_step; /* computed: unique x copies */
+  double augmented_samples_per_s;
+  /* Updates (§16, §17), from [training] dataset_size, steps, epochs. */
+  double steps_per_epoch; /* dataset_size / unique samples per step */
+  double epoch_s;         /* steps_per_epoch x iteration_s */
+  double steps;           /* [training] steps, else epochs x steps_per_epoch
+                             (0: neither given) */
+  double time_to_steps_s; /* steps x iteration_s */
+  /* Batch augmentation (§17): copies of each sample at the base size,
+   * and the same step with one copy (0 when copies is 1). */
+  size_t copies;
+  double one_copy_iteration_s;
+  double one_copy_scaling_efficiency;
+  /* Mixed sizes (§16): one entry per size (n_sizes 0: one size; entries
+   * from n_sizes on are not written). */
+  size_t n_sizes;
+  dnn_size_step sizes[DNN_SCN_MAX_SIZES];
+  size_t peak_memory_size; /* the size whose step needs the most memory */
+  /* Inference (forward only) at the base size, one device, unsplit. */
+  double inference_s_per_sample;
+  /* Sparse embedding gradients (§18). */
+  size_t sparse_layers;      /* layers whose touched rows are allgathered */
+  double sparse_grad_bytes;  /* their allgathers' bytes per step */
+  double sparse_dense_bytes; /* the dense gradients they replace */
+  /* Consistency and stragglers (§19). */
+  double nominal_iteration_s; /* the step without jitter */
+  double straggler_factor;    /* iteration_s / nominal_iteration_s */
+  double expected_max_speed;  /* E[max] of the replicas' compute-time
+                                 factors (1 without jitter) */
+  double staleness;           /* mean age of a gradient, in updates */
+  size_t draws;               /* Monte Carlo draws (0: closed form) */
+  /* Gradient compression (§20). */
+  double wire_grad_bytes; /* gradient bytes sent per step per replica
+                             group (grad_bytes when uncompressed) */
+  double compression_s;   /* encode and decode compute per step */
+} dnn_techniques;
+
 /* The prediction of one scenario. */
 typedef struct dnn_prediction {
   double iteration_s;
@@ -91,6 +155,8 @@ typedef struct dnn_prediction {
   double grad_bytes;             /* gradient bytes allreduced per step */
   dnn_comm_algo allreduce;       /* the algorithm used (AUTO resolved) */
   dnn_engine engine;             /* the engine that produced it */
+  dnn_techniques techniques;     /* mixed sizes, copies, consistency,
+                                    compression, sparse gradients */
 } dnn_prediction;
 
 /* Everything one prediction reads (borrowed). */
@@ -186,6 +252,34 @@ dnn_status dnn_strat_predict_cached(const dnn_strat_input *in,
  */
 void dnn_strat_layer_times(const dnn_strat_input *in, size_t batch,
                            dnn_layer_time *out);
+
+/* ------------------------------------------------------------------------ */
+/* Training techniques (docs/models.md §16-§20)                              */
+/* ------------------------------------------------------------------------ */
+
+/* Monte Carlo draws of a jittered synchronous step through the event
+ * simulator (each a full iteration with fresh speed factors; the
+ * relative standard error of the mean is about cv / sqrt(draws)). */
+#define DNN_STRAT_JITTER_DRAWS 16
+
+/* Steps of the clock recurrence that times stale-synchronous and
+ * asynchronous training (at most this many x replicas speed draws; fewer
+ * steps when there are very many replicas, never fewer than 16). */
+#define DNN_STRAT_CLOCK_STEPS 256
+
+/*
+ * Mixed-size training (Mix & Match, REFERENCE §3.2): the unique samples
+ * per replica and the augmented copies of each sample of a step at image
+ * side `size`, from the base size S0 = [model] image, the base local
+ * batch B0 = batch / data and the base copies M0 = [training]
+ * augment_copies. size_policy batch (B+): B = round(B0 (S0/S)^2), M = M0;
+ * copies (D+): M = round(M0 (S0/S)^2), B = B0, and where M0 (S0/S)^2 <
+ * 0.5 the batch shrinks instead, B = round(B0 M0 (S0/S)^2), M = 1.
+ * B is then rounded to a multiple of [parallelism] microbatches (at
+ * least one micro-batch of one sample). Needs a valid scenario.
+ */
+void dnn_strat_size_config(const dnn_scenario *scn, size_t size,
+                           size_t *local_batch, size_t *copies);
 
 /* ------------------------------------------------------------------------ */
 /* The cache of per-layer times                                              */

@@ -64,10 +64,11 @@ static void check_round_trip(const dnn_scenario *scn) {
 }
 
 /* A part of the breakdown: finite and not negative. A part computed as a
- * difference (the pipeline bubble) may come out a rounding error below 0;
- * that is tolerated unless DNNSIM_FUZZ_STRICT is set in the environment
- * (tests/fuzz/regressions/open/scenario/negative-bubble.ini), so that
- * fuzzing goes on past a known, reported defect. */
+ * difference (the pipeline bubble) once came out a rounding error below
+ * 0 (tests/fuzz/regressions/scenario/negative-bubble.ini; the prediction
+ * now clamps it). A rounding error below 0 is still tolerated unless
+ * DNNSIM_FUZZ_STRICT is set in the environment, so that fuzzing goes on
+ * past such a defect once it is reported. */
 static void check_part(double x, double total, const char *what) {
   static int strict = -1;
   if (strict < 0)

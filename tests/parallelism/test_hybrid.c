@@ -131,7 +131,7 @@ static void test_engines_agree_gpipe(void **state) {
   dnn_strat_input in = input(&w);
   dnn__stage_model sm;
   dnn_error e;
-  assert_ok(dnn__strat_find(&w.scn)->build(&in, NULL, &sm, &e), &e);
+  assert_ok(dnn__strat_find(&w.scn)->build(&in, NULL, NULL, &sm, &e), &e);
   for (size_t s = 0; s < sm.V; s++)
     sm.stages[s].send_fwd.bytes = sm.stages[s].send_bwd.bytes = 0;
   dnn__engine_result ra, rd;
@@ -153,7 +153,7 @@ static void test_breakdown_moves_tensor_comm(void **state) {
   dnn_strat_input in = input(&w);
   dnn__stage_model sm;
   dnn_error e;
-  assert_ok(dnn__strat_find(&w.scn)->build(&in, NULL, &sm, &e), &e);
+  assert_ok(dnn__strat_find(&w.scn)->build(&in, NULL, NULL, &sm, &e), &e);
   double m = dnn__d(sm.m);
   double fwd = m * (sm.stages[0].fwd_s - sm.stages[0].comm_fwd_s);
   double bwd = m * (sm.stages[0].bwd_s - sm.stages[0].comm_bwd_s);
@@ -179,7 +179,7 @@ static void test_groups_and_nics(void **state) {
   dnn_strat_input in = input(&w);
   dnn__stage_model sm;
   dnn_error e;
-  assert_ok(dnn__strat_find(&w.scn)->build(&in, NULL, &sm, &e), &e);
+  assert_ok(dnn__strat_find(&w.scn)->build(&in, NULL, NULL, &sm, &e), &e);
   /* The tensor group: 4 consecutive devices, inside a node (NVLink). */
   assert_int_equal(sm.tp_topo.ranks, 4);
   assert_int_equal(sm.tp_topo.ranks_per_node, 4);
@@ -198,7 +198,7 @@ static void test_groups_and_nics(void **state) {
   /* Without tensor parallelism nothing is shared. */
   load(&w, gpt_text, "parallelism.tensor=1");
   in = input(&w);
-  assert_ok(dnn__strat_find(&w.scn)->build(&in, NULL, &sm, &e), &e);
+  assert_ok(dnn__strat_find(&w.scn)->build(&in, NULL, NULL, &sm, &e), &e);
   alone = dnn_comm_topo_from_cluster(&w.cluster, 16, 1, 0);
   assert_close(sm.dp_topo.inter.beta_s_per_byte, alone.inter.beta_s_per_byte,
                1e-12);
@@ -214,7 +214,7 @@ static void test_more_groups_slower_allreduce(void **state) {
   dnn_strat_input in = input(&w);
   dnn__stage_model sm;
   dnn_error e;
-  assert_ok(dnn__strat_find(&w.scn)->build(&in, NULL, &sm, &e), &e);
+  assert_ok(dnn__strat_find(&w.scn)->build(&in, NULL, NULL, &sm, &e), &e);
   double shared = dnn__stage_allreduce_time(&sm, 3.719e8, NULL);
   dnn_comm_topo lone = sm.dp_topo;
   lone.inter.beta_s_per_byte /= 8;
@@ -365,7 +365,7 @@ static void test_peak_walk_bounded(void **state) {
     dnn_strat_input in = input(&w);
     dnn__stage_model sm;
     dnn_error e;
-    assert_ok(dnn__strat_find(&w.scn)->build(&in, NULL, &sm, &e), &e);
+    assert_ok(dnn__strat_find(&w.scn)->build(&in, NULL, NULL, &sm, &e), &e);
     for (size_t r = 0; r < sm.p; r++)
       assert_close(dnn__sched_peak_activations(&sm, r), full_walk(&sm, r),
                    1e-12);
@@ -407,14 +407,14 @@ static void test_full_recompute_checkpoints(void **state) {
   dnn_strat_input in = input(&w);
   dnn__stage_model sm;
   dnn_error e;
-  assert_ok(dnn__strat_find(&w.scn)->build(&in, NULL, &sm, &e), &e);
+  assert_ok(dnn__strat_find(&w.scn)->build(&in, NULL, NULL, &sm, &e), &e);
   double s = 256, b = dnn__d(sm.mbs), h = 1024;
   /* embed.add and the add2 of blocks 0-2: four s b h fp16 tensors, whole
    * on each rank (replicated); the token ids as 4-byte integers. */
   assert_close(sm.one.act_kept_bytes, 4 * s * b * h * 2 + s * b * 4, 1e-12);
   /* The largest segment: block 3 with ln_f, the LM head and the loss. */
   dnn__layer_tab tab;
-  assert_ok(dnn__layer_tab_build(&in, sm.mbs, 2, &tab, &e), &e);
+  assert_ok(dnn__layer_tab_build(&in, NULL, sm.mbs, 2, &tab, &e), &e);
   size_t add2;
   assert_ok(dnn_net_find(w.net, "h.2.add2", &add2), &e);
   double last = 0;

@@ -147,7 +147,7 @@ static void engines(world *w, dnn__stage_model *sm, dnn__engine_result *a,
                     dnn__engine_result *d) {
   dnn_error e;
   dnn_strat_input in = input(w);
-  assert_ok(dnn__strat_find(&w->scn)->build(&in, NULL, sm, &e), &e);
+  assert_ok(dnn__strat_find(&w->scn)->build(&in, NULL, NULL, sm, &e), &e);
   free_transfers(sm);
   assert_ok(dnn__analytic_run(sm, a, &e), &e);
   assert_ok(dnn__des_run(sm, d, &e), &e);
@@ -363,7 +363,7 @@ static void test_peak_activations_by_hand(void **state) {
   dnn__stage_model sm;
   dnn_error e;
   dnn_strat_input in = input(&w);
-  assert_ok(dnn__strat_pipeline->build(&in, NULL, &sm, &e), &e);
+  assert_ok(dnn__strat_pipeline->build(&in, NULL, NULL, &sm, &e), &e);
   /* One fc output of 8 samples; stage 0 also keeps the 1000-wide input,
    * which its first fc reads in backward. */
   double a = 8.0 * WIDTH * 4;
@@ -409,7 +409,7 @@ static void test_peak_activations_interleaved(void **state) {
   dnn__stage_model sm;
   dnn_error e;
   dnn_strat_input in = input(&w);
-  assert_ok(dnn__strat_pipeline->build(&in, NULL, &sm, &e), &e);
+  assert_ok(dnn__strat_pipeline->build(&in, NULL, NULL, &sm, &e), &e);
   /* Make every chunk keep the same bytes (the input and the unread last
    * output aside), so the count is the schedule's alone. */
   double chunk = 2 * 8.0 * WIDTH * 4; /* two fc layers per chunk */
@@ -446,7 +446,7 @@ static void test_recompute_full(void **state) {
   dnn__stage_model sm;
   dnn_error e;
   dnn_strat_input in = input(&w1);
-  assert_ok(dnn__strat_pipeline->build(&in, NULL, &sm, &e), &e);
+  assert_ok(dnn__strat_pipeline->build(&in, NULL, NULL, &sm, &e), &e);
   double a = 8.0 * WIDTH * 4;
   assert_close(sm.stages[1].act_kept_bytes, a, 1e-12);
   assert_close(sm.stages[1].act_extra_bytes, 4 * a, 1e-12);
@@ -475,7 +475,7 @@ static void test_recompute_selective_cnn(void **state) {
   dnn__stage_model sm;
   dnn_error e;
   dnn_strat_input in = input(&w1);
-  assert_ok(dnn__strat_pipeline->build(&in, NULL, &sm, &e), &e);
+  assert_ok(dnn__strat_pipeline->build(&in, NULL, NULL, &sm, &e), &e);
   double ws = w1.scn.hardware.workspace_MB * 1024 * 1024;
   for (size_t s = 0; s < 2; s++) {
     const dnn__stage *st = &sm.stages[s];
@@ -578,7 +578,7 @@ static void test_transfer_placement(void **state) {
   assert_ok(dnn_scn_build_net(&w.scn, 0, &w.net, &e), &e);
   dnn__stage_model sm;
   dnn_strat_input in = input(&w);
-  assert_ok(dnn__strat_pipeline->build(&in, NULL, &sm, &e), &e);
+  assert_ok(dnn__strat_pipeline->build(&in, NULL, NULL, &sm, &e), &e);
   /* Stage 0 is devices 0-3 (node 0), stage 1 devices 4-7 (node 1): all
    * four replicas cross at once through node 0's two NICs. */
   const dnn__xfer *x = &sm.stages[0].send_fwd;
@@ -608,7 +608,7 @@ static void test_transfer_placement(void **state) {
   w.scn.cluster.devices_per_node = 8;
   dnn_scn_cluster(&w.scn, &w.cluster, &e);
   in = input(&w);
-  assert_ok(dnn__strat_pipeline->build(&in, NULL, &sm, &e), &e);
+  assert_ok(dnn__strat_pipeline->build(&in, NULL, NULL, &sm, &e), &e);
   x = &sm.stages[0].send_fwd;
   assert_false(x->inter);
   assert_close(x->bw_Bps, w.cluster.intra.bandwidth_Bps, 0);
@@ -664,7 +664,7 @@ static void test_partition(void **state) {
   dnn__stage_model sm;
   dnn_error e;
   dnn_strat_input in = input(&w);
-  assert_ok(dnn__strat_pipeline->build(&in, NULL, &sm, &e), &e);
+  assert_ok(dnn__strat_pipeline->build(&in, NULL, NULL, &sm, &e), &e);
   size_t first[] = {0, 2, 9, 14}, count[] = {2, 7, 5, 3};
   for (size_t s = 0; s < 4; s++) {
     assert_int_equal(sm.stages[s].first, first[s]);
@@ -682,7 +682,7 @@ static void test_partition(void **state) {
                            "[parallelism]\npipeline = 3\nmicrobatches = 4\n";
   zoo_world(&w, cnn, "");
   in = input(&w);
-  assert_ok(dnn__strat_pipeline->build(&in, NULL, &sm, &e), &e);
+  assert_ok(dnn__strat_pipeline->build(&in, NULL, NULL, &sm, &e), &e);
   size_t L = dnn_net_layer_count(w.net);
   double c[64];
   assert_true(L <= 64);
@@ -815,16 +815,25 @@ static void test_jitter(void **state) {
   assert_close(dnn__rng_jitter(&r, 0), 1.0, 0);
   world_free(&w);
   /* One device: its whole compute runs at the speed factor its stream
-   * draws first (the device's coefficient of variation is `jitter`). */
+   * draws (the device's coefficient of variation is `jitter`), and the
+   * prediction is the mean over the Monte Carlo draws, draw k being the
+   * stream's k-th factor. */
   chain_world(&w, "parallelism.pipeline=1 cluster.devices_per_node=1 "
                   "model.batch=8 parallelism.microbatches=1 "
                   "training.jitter=0.291 training.seed=17");
   dnn_prediction j = predict(&w, DNN_ENGINE_DES);
   w.scn.training.jitter = 0;
   dnn_prediction n0 = predict(&w, DNN_ENGINE_DES);
+  double f = 0;
+  for (size_t k = 0; k < DNN_STRAT_JITTER_DRAWS; k++)
+    f += dnn__rng_jitter_at(17, 0, k, 0.291) / DNN_STRAT_JITTER_DRAWS;
   dnn__rng_seed(&r, 17, 0);
-  double f = dnn__rng_jitter(&r, 0.291);
+  assert_close(dnn__rng_jitter(&r, 0.291), dnn__rng_jitter_at(17, 0, 0, 0.291),
+               0);
   assert_true(fabs(f - 1) > 1e-3);
+  assert_int_equal(j.techniques.draws, DNN_STRAT_JITTER_DRAWS);
+  assert_close(j.techniques.nominal_iteration_s, n0.iteration_s, 1e-12);
+  assert_close(j.techniques.straggler_factor, f, 1e-12);
   assert_close(j.breakdown.forward_s, f * n0.breakdown.forward_s, 1e-12);
   assert_close(j.breakdown.backward_s, f * n0.breakdown.backward_s, 1e-12);
   assert_close(j.iteration_s, f * n0.iteration_s, 1e-12);

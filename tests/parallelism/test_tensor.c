@@ -221,7 +221,7 @@ static void check_block_memory(bool sp) {
   dnn_strat_input in = input(&w);
   dnn__layer_tab tab;
   dnn_error e;
-  assert_ok(dnn__layer_tab_build(&in, 4, 4, &tab, &e), &e);
+  assert_ok(dnn__layer_tab_build(&in, NULL, 4, 4, &tab, &e), &e);
   double act = 0, params = 0;
   for (size_t i = 0; i < tab.layers; i++)
     if (in_block(&w, i, "h.1.")) {
@@ -261,7 +261,7 @@ static void test_pipeline_with_tensor(void **state) {
   dnn_strat_input in = input(&w);
   dnn__stage_model sm;
   dnn_error e;
-  assert_ok(dnn__strat_find(&w.scn)->build(&in, NULL, &sm, &e), &e);
+  assert_ok(dnn__strat_find(&w.scn)->build(&in, NULL, NULL, &sm, &e), &e);
   assert_int_equal(sm.t, 4);
   assert_int_equal(sm.d, 1);
   assert_int_equal(sm.stages[1].first, 50);

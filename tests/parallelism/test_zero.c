@@ -123,7 +123,7 @@ static void test_memory_with_tensor(void **state) {
   dnn_strat_input in = {&w.scn, w.net, w.hw, w.cluster};
   dnn__stage_model sm;
   dnn_error e;
-  assert_ok(dnn__strat_find(&w.scn)->build(&in, NULL, &sm, &e), &e);
+  assert_ok(dnn__strat_find(&w.scn)->build(&in, NULL, NULL, &sm, &e), &e);
   assert_int_equal(sm.d, 2);
   double share = sm.one.params;
   dnn_memory m;
@@ -147,7 +147,7 @@ static void test_communication(void **state) {
     dnn_strat_input in = {&w.scn, w.net, w.hw, w.cluster};
     dnn__stage_model sm;
     dnn_error e;
-    assert_ok(dnn__strat_find(&w.scn)->build(&in, NULL, &sm, &e), &e);
+    assert_ok(dnn__strat_find(&w.scn)->build(&in, NULL, NULL, &sm, &e), &e);
     dnn_comm_cost c;
     assert_ok(dnn_comm_time(z ? DNN_COMM_REDUCE_SCATTER : DNN_COMM_ALLREDUCE,
                             DNN_COMM_ALGO_AUTO, bytes, &sm.dp_topo, &c, &e),

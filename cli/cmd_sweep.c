@@ -120,10 +120,13 @@ static dnn_status load_base(const cli_scn_opts *o, dnn_scenario *scn,
   return st;
 }
 
-/* Resolves and predicts the row already applied to w->scn. */
-static dnn_status predict_row(cli_world *w, dnn_scenario *net_from,
-                              dnn_scenario *hw_from, dnn_prediction *p,
-                              dnn_error *err) {
+/* Resolves and predicts the row already applied to w->scn. Per-layer
+ * times, comm profiles and the networks of other sizes stay in `cache`
+ * from row to row; it is cleared whenever the network or profile is
+ * rebuilt (the cache's contract, strat.h). */
+static dnn_status predict_row(cli_world *w, dnn_strat_cache *cache,
+                              dnn_scenario *net_from, dnn_scenario *hw_from,
+                              dnn_prediction *p, dnn_error *err) {
   dnn_status st = dnn_scn_validate(&w->scn, err);
   if (st)
     return st;
@@ -132,10 +135,13 @@ static dnn_status predict_row(cli_world *w, dnn_scenario *net_from,
     dnn_plot_scn_changes(net_from, &w->scn, &net_changed, &unused);
   if (w->hw)
     dnn_plot_scn_changes(hw_from, &w->scn, &unused, &hw_changed);
+  if (net_changed || hw_changed)
+    dnn_strat_cache_clear(cache);
   st = cli_world_refresh(w, net_changed, hw_changed, err);
   if (st) {
     /* Rebuild everything on the next row rather than guess what is valid. */
     cli_world_free(w);
+    dnn_strat_cache_clear(cache);
     return st;
   }
   if (net_changed)
@@ -143,7 +149,7 @@ static dnn_status predict_row(cli_world *w, dnn_scenario *net_from,
   if (hw_changed)
     *hw_from = w->scn;
   dnn_strat_input in = cli_world_input(w);
-  return dnn_strat_predict(&in, p, err);
+  return dnn_strat_predict_cached(&in, cache, p, err);
 }
 
 dnn_status cli_sweep_run(const cli_scn_opts *o, const dnn_plot_vary *vary,
@@ -160,7 +166,9 @@ dnn_status cli_sweep_run(const cli_scn_opts *o, const dnn_plot_vary *vary,
   dnn_scenario *net_from = dnn_malloc(sizeof *net_from);
   dnn_scenario *hw_from = dnn_malloc(sizeof *hw_from);
   cli_world *w = dnn_calloc(1, sizeof *w);
-  if (!base || !net_from || !hw_from || !w) {
+  dnn_strat_cache *cache = NULL;
+  if (!base || !net_from || !hw_from || !w ||
+      dnn_strat_cache_alloc(&cache, NULL)) {
     st = DNN_FAIL(err, DNN_ENOMEM, "out of memory");
     goto fail;
   }
@@ -176,7 +184,7 @@ dnn_status cli_sweep_run(const cli_scn_opts *o, const dnn_plot_vary *vary,
     dnn_prediction p;
     dnn_status rst = dnn_plot_sweep_apply(vary, n, r, &w->scn, &rerr);
     if (rst == DNN_OK)
-      rst = predict_row(w, net_from, hw_from, &p, &rerr);
+      rst = predict_row(w, cache, net_from, hw_from, &p, &rerr);
     cli_progress(r + 1, rows, label);
     if (rst) {
       ++*failed;
@@ -196,6 +204,7 @@ dnn_status cli_sweep_run(const cli_scn_opts *o, const dnn_plot_vary *vary,
 fail:
   if (w)
     cli_world_free(w);
+  dnn_strat_cache_free(cache);
   dnn_free(w);
   dnn_free(base);
   dnn_free(net_from);

@@ -142,5 +142,6 @@ int cli_cmd_sweep(int argc, char **argv);
 int cli_cmd_plot(int argc, char **argv);
 int cli_cmd_search(int argc, char **argv);
 int cli_cmd_calibrate(int argc, char **argv);
+int cli_cmd_validate(int argc, char **argv);
 
 #endif /* DNNSIM_CLI_H */

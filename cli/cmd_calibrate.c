@@ -17,6 +17,7 @@
  * interruption. Only this file prints; on MPI only rank 0 does.
  */
 #include <errno.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -293,6 +294,9 @@ static void help_mpi(void) {
       "                      alltoall,p2p,reduce (reduce: MPI_Reduce_local)\n"
       "  --default-only      only each operation's default algorithm\n"
       "  --pow2-fit          fit power-of-two sizes only (others held back)\n"
+      "  --realtime          measure at real-time priority (SCHED_FIFO; root "
+      "or\n"
+      "                      CAP_SYS_NICE), undisturbed by other work\n"
       "  --resume            skip points already in PROFILE.meas.csv.part\n"
       "  --timeout S         abort when a point makes no progress for S "
       "seconds\n"
@@ -316,6 +320,7 @@ static bool parse_ops(const char *s, unsigned *ops) {
 static int cmd_mpi(int argc, char **argv) {
   const char *out = NULL;
   bool quick = false, resume = false, default_only = false, pow2 = false;
+  bool realtime = false;
   size_t sizes[MAX_LIST], n_sizes = 0, ranks[MAX_LIST], n_ranks = 0;
   size_t max_size = (size_t)256 << 20;
   unsigned ops = 0;
@@ -336,6 +341,8 @@ static int cmd_mpi(int argc, char **argv) {
       default_only = true;
     } else if (strcmp(a, "--pow2-fit") == 0) {
       pow2 = true;
+    } else if (strcmp(a, "--realtime") == 0) {
+      realtime = true;
     } else if (strcmp(a, "--sizes") == 0 && v) {
       if (!parse_list(v, sizes, &n_sizes))
         return cli_usage_error("calibrate mpi",
@@ -436,7 +443,17 @@ agree:
   if (root && watchdog_s)
     alarm(watchdog_s);
   double t0 = dnn_meas_now_s();
+  /* Real-time priority only while measuring: MPI start-up and shutdown
+   * need mpirun's daemons, which real-time ranks would starve. */
+  struct sched_param rt = {.sched_priority = 10},
+                     normal = {.sched_priority = 0};
+  bool rt_on = realtime && sched_setscheduler(0, SCHED_FIFO, &rt) == 0;
+  if (realtime && !rt_on && root)
+    fprintf(stderr, "dnnsim: note: --realtime: cannot set SCHED_FIFO (%s)\n",
+            strerror(errno));
   st = dnn_meas_mpi_run(m, &mp, &err);
+  if (rt_on)
+    sched_setscheduler(0, SCHED_OTHER, &normal);
   alarm(0);
   part_close(&p);
   if (st == DNN_OK && root) {
@@ -511,6 +528,7 @@ static void help_kernels(bool gpu) {
       "  --quick             small network input and few repeats\n"
       "  --resume            skip kernels already in PROFILE.meas.csv.part\n"
       "  --no-verify         skip the verification (not recommended)\n"
+      "%s"
       "  -h, --help          this help\n",
       gpu ? "gpu" : "cpu", gpu ? "cuDNN and cuBLAS on GPU 0" : "oneDNN",
       gpu ? "every cuDNN algorithm, CUPTI kernel times" : "wall-clock times",
@@ -520,7 +538,14 @@ static void help_kernels(bool gpu) {
             "                      measured with cuBLAS and a device copy)\n"
             "  --workspace-MB W    skip algorithms needing more (default "
             "1024)\n"
-          : "  --threads N         oneDNN threads (default: all cores)\n");
+          : "  --threads N         oneDNN threads (default: all cores)\n",
+      gpu ? ""
+          : "  --in-situ           time each layer inside real training "
+            "iterations\n"
+            "                      (dnnsim validate's executor) instead of "
+            "alone, and\n"
+            "                      the optimizer update "
+            "(docs/validation.md)\n");
 }
 
 /* A zoo network, or a network INI file (a path or a name ending .ini). */
@@ -537,7 +562,7 @@ static dnn_status build_net(const char *name, size_t image, dnn_net **out,
 static int cmd_kernels(int argc, char **argv, bool gpu) {
   const char *cmd = gpu ? "calibrate gpu" : "calibrate cpu";
   const char *out = NULL, *network = "resnet18", *base = NULL;
-  bool quick = false, resume = false, verify = true;
+  bool quick = false, resume = false, verify = true, insitu = false;
   size_t image = 0, batches[MAX_LIST], n_batches = 0, threads = 0;
   double ws_MB = 1024;
   dnn_dtype dtype = DNN_DTYPE_FP32;
@@ -581,6 +606,8 @@ static int cmd_kernels(int argc, char **argv, bool gpu) {
       quick = true;
     } else if (strcmp(a, "--resume") == 0) {
       resume = true;
+    } else if (!gpu && strcmp(a, "--in-situ") == 0) {
+      insitu = true;
     } else if (strcmp(a, "--no-verify") == 0) {
       verify = false;
     } else {
@@ -589,6 +616,8 @@ static int cmd_kernels(int argc, char **argv, bool gpu) {
   }
   if (out == NULL)
     return cli_usage_error(cmd, "-o PROFILE is required");
+  if (insitu && resume)
+    return cli_usage_error(cmd, "--resume does not combine with --in-situ");
   dnn_error err;
   dnn_error_clear(&err);
   dnn_status st;
@@ -690,12 +719,36 @@ static int cmd_kernels(int argc, char **argv, bool gpu) {
   kp.on_row = on_kernel_row;
   kp.row_ud = &p;
   kp.done = p.kern;
+  /* In situ: the kernels are verified alone (quickly, rows dropped), then
+   * timed inside training iterations; the largest network's SGD update
+   * calibrates the optimizer class. */
+  double upd_s = 0, upd_params = 0;
   for (char *tok = strtok(nets, ","); tok && st == DNN_OK;
        tok = strtok(NULL, ",")) {
     if ((st = build_net(tok, image, &net, &err)))
       break;
-    st = gpu ? dnn_meas_gpu_kernels(net, &kp, &err)
-             : dnn_meas_cpu_kernels(net, &kp, &err);
+    if (insitu) {
+      dnn_meas_kernel_params vp = kp;
+      size_t one = 1;
+      vp.batches = &one;
+      vp.n_batches = 1;
+      vp.repeat = dnn_meas_repeat_quick_params();
+      vp.repeat.max_total_s = 0.05;
+      vp.on_row = NULL;
+      vp.done = NULL;
+      dnn_meas_stats upd;
+      dnn_net_totals tot;
+      dnn_net_totals_get(net, 1, dtype, &tot);
+      if ((st = dnn_meas_cpu_kernels(net, &vp, &err)) == DNN_OK &&
+          (st = dnn_meas_cpu_insitu(net, &kp, &upd, &err)) == DNN_OK &&
+          (double)tot.params > upd_params && upd.median_s > 0) {
+        upd_params = (double)tot.params;
+        upd_s = upd.median_s;
+      }
+    } else {
+      st = gpu ? dnn_meas_gpu_kernels(net, &kp, &err)
+               : dnn_meas_cpu_kernels(net, &kp, &err);
+    }
     dnn_net_free(net);
     net = NULL;
   }
@@ -719,8 +772,23 @@ static int cmd_kernels(int argc, char **argv, bool gpu) {
   dnn_calib_kernel_report rep;
   if ((st = dnn_meas_kernel_csv_write(raw_path, p.kern, bp.calibrated, &err)) ||
       (st = dnn_calib_kernel_fit(p.kern, &bp, dtype, &cp, true, &hw, &rep,
-                                 &err)) ||
-      (st = dnn_hw_save(hw, out, &err)))
+                                 &err)))
+    goto done;
+  if (upd_s > 0) {
+    /* The optimizer class from the measured update (SGD: read w and g,
+     * write w, 12 bytes a parameter; the model's optimizer_cost), against
+     * the fitted bandwidth; the refit keeps it (no kernel row has the
+     * class) and is otherwise the same. */
+    double bw = dnn_hw_get(hw)->mem_bandwidth_Bps;
+    double eff = 12.0 * upd_params / (upd_s * bw);
+    bp.eff_memory[DNN_OP_OPTIMIZER] = eff < 1 ? (eff > 1e-6 ? eff : 1e-6) : 1;
+    dnn_hw_free(hw);
+    hw = NULL;
+    if ((st = dnn_calib_kernel_fit(p.kern, &bp, dtype, &cp, true, &hw, &rep,
+                                   &err)))
+      goto done;
+  }
+  if ((st = dnn_hw_save(hw, out, &err)))
     goto done;
   remove(part_path);
   print_kernel(hw, &rep);

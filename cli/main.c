@@ -27,6 +27,8 @@ static const cli_cmd commands[] = {
     {"plot", cli_cmd_plot,
      "gnuplot charts of sweeps, validation results and traces"},
     {"calibrate", cli_cmd_calibrate, "measure this machine, fit profiles"},
+    {"validate", cli_cmd_validate,
+     "run a scenario for real, compare with its prediction"},
 };
 
 static void usage(FILE *fp) {

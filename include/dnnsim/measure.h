@@ -43,6 +43,8 @@ typedef struct dnn_meas_sampler dnn_meas_sampler;
 typedef struct dnn_meas_coll_table dnn_meas_coll_table;
 typedef struct dnn_meas_kernel_table dnn_meas_kernel_table;
 typedef struct dnn_meas_mpi dnn_meas_mpi;
+/* A measurement session on GPU 0 (cuDNN, cuBLAS and CUPTI handles). */
+typedef struct dnn_meas_gpu dnn_meas_gpu;
 
 /* ------------------------------------------------------------------------ */
 /* Hooks                                                                     */
@@ -56,6 +58,18 @@ typedef struct dnn_meas_mpi dnn_meas_mpi;
  */
 typedef int (*dnn_meas_progress_fn)(void *ud, size_t done, size_t total,
                                     const char *label);
+
+/*
+ * A kernel a sweep could not measure and left out (cuDNN refused an
+ * algorithm, an allocation failed, no algorithm or kernel passed
+ * verification): layer `layer`, pass `pass` (DNN_PASS_COUNT: every
+ * pass), convolution algorithm `algo` (DNN_CONV_ALGO_COUNT: not one
+ * algorithm), batch `batch` (0: every batch), and why. The sweep goes on;
+ * the kernel has no row.
+ */
+typedef void (*dnn_meas_skip_fn)(void *ud, const char *layer, dnn_pass pass,
+                                 dnn_conv_algo algo, size_t batch,
+                                 const char *why);
 
 /* ------------------------------------------------------------------------ */
 /* Statistics of repeats                                                     */
@@ -387,6 +401,9 @@ typedef struct dnn_meas_kernel_params {
                        dnn_error *err);
   void *row_ud;
   const dnn_meas_kernel_table *done; /* rows to skip (--resume), or NULL */
+  /* Kernels left out (GPU back end; may be NULL). */
+  dnn_meas_skip_fn on_skip;
+  void *skip_ud;
 } dnn_meas_kernel_params;
 
 /* Batch 1 and 8, fp32, default repeats, verification on (fp32 tolerances
@@ -471,11 +488,344 @@ dnn_status dnn_meas_gpu_peaks(bool quick, dnn_meas_peaks *out, dnn_error *err);
  * workspace), fully connected layers as cuBLAS GEMMs, pooling, batch norm,
  * activations and softmax, at each batch. Verification compares each
  * convolution algorithm and each other kernel with the C reference.
- * Errors as dnn_meas_cpu_kernels, plus DNN_ENODEVICE.
+ * A layer with the same signature and passes as an earlier one of the
+ * same call is not measured again: the earlier layer's rows are emitted
+ * under its name. A kernel that fails (cuDNN refuses it, an allocation
+ * fails, it fails verification) is left out and reported through
+ * on_skip; the sweep goes on. Errors: DNN_ENODEVICE, DNN_EINVAL (bad
+ * parameters), DNN_EINTERRUPTED (progress hook), DNN_ENOMEM (host),
+ * DNN_ETOOLFAIL when the device stops working (a sticky CUDA error), or a
+ * status from on_row.
  */
 dnn_status dnn_meas_gpu_kernels(const dnn_net *net,
                                 const dnn_meas_kernel_params *p,
                                 dnn_error *err);
+
+/* ---- Micro-batched convolutions on the GPU (µ-cuDNN) -------------------- */
+
+/* `count` micro-batches of `batch` samples each, run with `algo`. */
+typedef struct dnn_meas_mb_part {
+  size_t batch;       /* samples per micro-batch, >= 1 */
+  size_t count;       /* micro-batches of this size and algorithm, >= 1 */
+  dnn_conv_algo algo; /* model.h's algorithm; run as cuDNN's equivalent */
+} dnn_meas_mb_part;
+
+/* One schedule of a kernel (a convolution layer's pass) under one
+ * per-layer workspace limit. */
+typedef struct dnn_meas_mb_schedule {
+  const dnn_meas_mb_part *parts; /* sum of count x batch = the batch */
+  size_t n_parts;                /* >= 1 */
+  double limit_bytes; /* per-layer workspace limit M of the baseline */
+  dnn_conv_algo hint; /* an undivided algorithm timed among the baseline's
+                         candidates (the plan's baseline), or
+                         DNN_CONV_ALGO_COUNT */
+} dnn_meas_mb_schedule;
+
+/* How schedules are measured. */
+typedef struct dnn_meas_mb_params {
+  dnn_meas_repeat_params repeat;
+  size_t base_candidates; /* undivided algorithms within the limit, fastest
+                             first by cudnnFind, timed for the baseline
+                             (>= 1) */
+  double verify_rel_l2;   /* largest accepted ||y_mb - y|| / ||y|| of the
+                             schedule's output y_mb against the undivided
+                             baseline's y */
+  double algo_rel_l2;     /* largest accepted distance of a baseline
+                             candidate's output from implicit GEMM's: a
+                             faster candidate that computes something else
+                             is not a baseline */
+} dnn_meas_mb_params;
+
+/* Quick repeats, 3 baseline candidates, relative L2 1e-5 for schedules
+ * and 1e-3 for candidates (fp32; µ-cuDNN's own check uses 1e-6; use
+ * about 1e-2 and 5e-2 for fp16 and bf16). */
+dnn_meas_mb_params dnn_meas_mb_default_params(void);
+
+/* What one schedule measured. Times are per run of the whole kernel. */
+typedef struct dnn_meas_mb_result {
+  bool ran;                    /* the schedule was timed */
+  dnn_meas_stats t;            /* schedule: CUPTI kernel time (or events) */
+  double wall_s;               /* schedule: median CUDA-event time, launch
+                                  gaps between micro-batches included */
+  double workspace_bytes;      /* cuDNN's workspace of the schedule: its
+                                  largest micro-batch's */
+  bool over_limit;             /* workspace_bytes > limit_bytes */
+  bool base_ran;               /* the baseline was timed */
+  dnn_conv_algo base_algo;     /* fastest timed undivided algorithm within
+                                  the limit (DNN_CONV_ALGO_COUNT: none) */
+  dnn_meas_stats base_t;       /* its time, as t */
+  double base_wall_s;          /* its median CUDA-event time */
+  double base_workspace_bytes; /* its cuDNN workspace */
+  double rel_l2;       /* schedule output against the undivided output of
+                          base_algo (implicit GEMM without a baseline);
+                          NaN: not compared */
+  double split_rel_l2; /* the same division run with that algorithm
+                          against its undivided output: isolates the
+                          micro-batching from algorithm rounding; NaN:
+                          not compared */
+  bool verified;       /* rel_l2 <= verify_rel_l2 */
+  bool cupti;          /* t and base_t are CUPTI kernel sums */
+  char note[256];      /* what could not run and why; "" when all ran */
+} dnn_meas_mb_result;
+
+/*
+ * Opens a session on GPU 0 for `dtype` (fp32, tf32, fp16 or bf16), with
+ * CUPTI kernel timing when it can be enabled. DNN_ENODEVICE "no CUDA
+ * device", DNN_EUNSUPPORTED (no CUDA in this build, or the dtype),
+ * DNN_ETOOLFAIL, DNN_ENOMEM.
+ */
+dnn_status dnn_meas_gpu_alloc(dnn_dtype dtype, dnn_meas_gpu **out,
+                              dnn_error *err);
+/* Releases every handle and buffer. NULL does nothing. */
+void dnn_meas_gpu_free(dnn_meas_gpu *g);
+/* Device, driver and library versions (static storage of `g`). */
+const char *dnn_meas_gpu_name(const dnn_meas_gpu *g);
+
+/*
+ * Runs micro-batched schedules of one kernel as µ-cuDNN executes them
+ * (REFERENCE §2.2): the micro-batches one after another on one stream, at
+ * offsets into x and y (dy and dx), each with its own algorithm, all with
+ * one workspace buffer of the largest micro-batch's size; backward-weights
+ * accumulates into dw (beta 1 after the first micro-batch). Layer `layer`
+ * of `net` (a convolution), pass `pass`, `batch` samples; `n` schedules
+ * (e.g. one per limit), out[i] for scheds[i].
+ *
+ * The baseline of each schedule is the fastest undivided algorithm whose
+ * cuDNN workspace fits the schedule's limit: cudnnFind at the full batch
+ * ranks the algorithms, and the first base_candidates that fit (plus the
+ * hint) are timed with the sampler; a candidate whose output differs from
+ * implicit GEMM's by more than algo_rel_l2 is rejected. Each schedule is timed
+ * the same way (CUPTI kernel sum, plus CUDA-event wall time), then run once
+ * more with its outputs poisoned (NaN) and compared with the baseline's
+ * undivided output. Identical schedules and baseline candidates are measured
+ * once.
+ *
+ * A schedule or baseline that cannot run (an algorithm cuDNN does not
+ * have or refuses at a micro-batch size, an allocation that fails) is
+ * recorded in out[i].note with ran / base_ran false, and the call still
+ * returns DNN_OK. Errors: DNN_EINVAL (not a convolution, a pass the layer
+ * does not run, parts that do not sum to `batch`), DNN_ENOMEM (host),
+ * DNN_ETOOLFAIL when the device stops working, DNN_EUNSUPPORTED without
+ * CUDA.
+ */
+dnn_status dnn_meas_gpu_microbatch(dnn_meas_gpu *g, const dnn_net *net,
+                                   size_t layer, dnn_pass pass, size_t batch,
+                                   const dnn_meas_mb_schedule *scheds, size_t n,
+                                   const dnn_meas_mb_params *p,
+                                   dnn_meas_mb_result *out, dnn_error *err);
+
+/* ------------------------------------------------------------------------ */
+/* Executor: real training iterations under a parallel strategy             */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * The executor runs real training iterations of a network on random data
+ * with the oneDNN kernels (one process per device, MPI between them):
+ * forward, backward-data and backward-weights of every layer in order,
+ * the optimizer update, and the strategy's communication. Data
+ * parallelism allreduces the gradients in buckets that fill in reverse
+ * layer order (bucket_bytes, the predictor's rule): with `overlap` each
+ * bucket's MPI_Iallreduce starts when the last micro-batch's backward
+ * completes it and is progressed with MPI_Test between layers; without,
+ * the buckets are allreduced with blocking calls after the backward
+ * pass. Pipeline parallelism runs one stage per rank (rank = stage x data
+ * + replica, the predictor's device numbering), sends activations and
+ * gradients point to point and orders micro-batches by GPipe or 1F1B.
+ * Each iteration starts at a barrier and is timed on every rank; its time
+ * is the slowest rank's (docs/validation.md).
+ */
+typedef struct dnn_meas_exec dnn_meas_exec;
+
+typedef enum dnn_meas_exec_schedule {
+  DNN_MEAS_EXEC_GPIPE, /* all forwards, then all backwards */
+  DNN_MEAS_EXEC_1F1B   /* PipeDream-Flush: warm-up, one forward one backward */
+} dnn_meas_exec_schedule;
+
+typedef enum dnn_meas_exec_optimizer {
+  DNN_MEAS_EXEC_SGD,      /* w -= lr g */
+  DNN_MEAS_EXEC_MOMENTUM, /* v = mu v + g; w -= lr v */
+  DNN_MEAS_EXEC_ADAM      /* two moments, bias-corrected */
+} dnn_meas_exec_optimizer;
+
+/* What the executor runs. */
+typedef struct dnn_meas_exec_params {
+  size_t data;         /* data-parallel replicas, >= 1 */
+  size_t pipeline;     /* pipeline stages, >= 1 */
+  size_t batch;        /* global batch; data x microbatches divides it */
+  size_t microbatches; /* per replica and iteration, >= 1 */
+  dnn_meas_exec_schedule schedule;
+  /* First layer of each stage (`pipeline` increasing entries, the first
+   * 0), or NULL for stages of equal layer counts. Borrowed until alloc
+   * returns. */
+  const size_t *stage_first;
+  bool overlap;            /* allreduce buckets during the backward pass */
+  double bucket_bytes;     /* bucket cap, > 0 */
+  dnn_comm_algo allreduce; /* forced MPI algorithm (AUTO: the library's) */
+  dnn_meas_exec_optimizer optimizer;
+  double lr;               /* learning rate, > 0 */
+  dnn_dtype dtype;         /* fp32 (the only one the executor runs) */
+  size_t threads;          /* oneDNN threads per rank (0: OpenMP's default) */
+  size_t warmup;           /* untimed iterations first */
+  size_t repeats;          /* timed iterations, >= 1 */
+  double confidence;       /* of the interval of the median, in (0, 1) */
+  unsigned long long seed; /* of the random data */
+  bool accumulate;         /* micro-batches after the first add their weight
+                              gradients to the buffer (training); false overwrites
+                              them, to measure what accumulation costs (a
+                              diagnostic, not training) */
+} dnn_meas_exec_params;
+
+/* One rank, global batch 8, one micro-batch, 1F1B, overlap with 25 MiB
+ * buckets, SGD with lr 0.01, fp32, one thread, 2 warm-up and 10 timed
+ * iterations, 95% confidence, gradients accumulated. */
+dnn_meas_exec_params dnn_meas_exec_default_params(void);
+
+/* DNN_EINVAL naming the first bad field (a stage cut outside the
+ * network, a batch the replicas and micro-batches do not divide, ...);
+ * DNN_EUNSUPPORTED for a dtype other than fp32. */
+dnn_status dnn_meas_exec_params_check(const dnn_meas_exec_params *p,
+                                      const dnn_net *net, dnn_error *err);
+
+/* Steps of one iteration on one rank, in the order they run. */
+#define DNN_MEAS_STEP_LIST(X)                                                  \
+  X(FWD, "fwd")                                                                \
+  X(BWD_DATA, "bwd_data")                                                      \
+  X(BWD_WEIGHTS, "bwd_weights")                                                \
+  X(RECV_ACT, "recv_act")                                                      \
+  X(SEND_ACT, "send_act")                                                      \
+  X(RECV_GRAD, "recv_grad")                                                    \
+  X(SEND_GRAD, "send_grad")                                                    \
+  X(ALLREDUCE, "allreduce")                                                    \
+  X(WAIT, "wait")                                                              \
+  X(OPTIMIZER, "optimizer")
+
+typedef enum dnn_meas_step_kind {
+#define DNN_MEAS_STEP_ENUM_(id, name) DNN_MEAS_STEP_##id,
+  DNN_MEAS_STEP_LIST(DNN_MEAS_STEP_ENUM_)
+#undef DNN_MEAS_STEP_ENUM_
+      DNN_MEAS_STEP_COUNT
+} dnn_meas_step_kind;
+
+/* "fwd", "allreduce", ... ("?" for an unknown value). */
+const char *dnn_meas_step_name(dnn_meas_step_kind k);
+
+/* "No layer, micro-batch, bucket or peer". */
+#define DNN_MEAS_NONE ((size_t)-1)
+
+/* One step. Tensor dims are those of the kernels as built, batch first
+ * (the shapes `dnnsim describe` prints at the micro-batch size). */
+typedef struct dnn_meas_exec_step {
+  dnn_meas_step_kind kind;
+  size_t layer;      /* layer index (passes, sends, receives), or NONE */
+  size_t microbatch; /* or NONE (allreduce, wait, optimizer) */
+  size_t bucket;     /* allreduce: its bucket, or NONE */
+  bool blocking;     /* allreduce: a blocking call (overlap off) */
+  double bytes;      /* messages: bytes sent, received or reduced */
+  size_t peer;       /* sends and receives: the other world rank */
+  size_t in_rank;    /* fwd: rank of the input tensor (0: none) */
+  size_t in_dims[DNN_SHAPE_MAX_RANK + 1];
+  size_t out_rank; /* fwd: rank of the output tensor */
+  size_t out_dims[DNN_SHAPE_MAX_RANK + 1];
+  size_t runs; /* times it ran in the last iteration */
+} dnn_meas_exec_step;
+
+/* Measured times. Components are medians over the timed iterations on the
+ * critical rank (the one with the largest median iteration time); other_s
+ * is what the iteration's median has beyond their sum (loop and timers,
+ * and the medians' own mismatch), so that they add up to it. */
+typedef struct dnn_meas_exec_result {
+  dnn_meas_stats iteration; /* per iteration: the slowest rank's time */
+  double forward_s;         /* forward passes of the layers */
+  double backward_s;        /* backward-data and backward-weights */
+  double comm_exposed_s;    /* blocking collectives, waits, MPI progress
+                               calls and sends on the compute thread */
+  double bubble_s;          /* waiting for a neighbour stage's message */
+  double optimizer_s;       /* the update */
+  double other_s;           /* the rest (loop, timers) */
+  double glue_s;            /* of forward and backward: layout conversions
+                               and gradient accumulation */
+  size_t critical_rank;
+  size_t ranks;
+  size_t local_batch;     /* samples per replica */
+  size_t microbatch;      /* samples per micro-batch */
+  double grad_bytes;      /* gradient bytes allreduced by the critical rank */
+  size_t buckets;         /* its buckets */
+  bool forced_allreduce;  /* the requested MPI algorithm was forced */
+  double bytes_per_param; /* gradient buffer bytes / parameters (oneDNN
+                             pads blocked weight layouts) */
+} dnn_meas_exec_result;
+
+/*
+ * Builds the executor on this process: its stage's kernels, tensors and
+ * parameters, its communicators and its steps. With `mpi` (NULL: one
+ * process, no MPI) it is collective over MPI_COMM_WORLD, whose size must
+ * be data x pipeline (DNN_EINVAL naming both otherwise). Errors:
+ * dnn_meas_exec_params_check's, DNN_EUNSUPPORTED (no oneDNN; a layer kind
+ * the executor cannot run, naming the layer; MPI needed but not built
+ * in), DNN_ETOOLFAIL (oneDNN), DNN_EMPI, DNN_ENOMEM; every rank returns
+ * the same status.
+ */
+dnn_status dnn_meas_exec_alloc(const dnn_net *net,
+                               const dnn_meas_exec_params *p, dnn_meas_mpi *mpi,
+                               dnn_meas_exec **out, dnn_error *err);
+
+/* Frees it (not collective). NULL does nothing. */
+void dnn_meas_exec_free(dnn_meas_exec *x);
+
+/*
+ * Runs the warm-up and timed iterations (collective) and fills `out` on
+ * every rank. DNN_ETOOLFAIL, DNN_EMPI, DNN_EINVAL (a non-finite time).
+ */
+dnn_status dnn_meas_exec_run(dnn_meas_exec *x, dnn_meas_exec_result *out,
+                             dnn_error *err);
+
+/*
+ * After a run, rank `rank`'s own medians (the same on every rank):
+ * components, glue_s, iteration.median_s (its median iteration; the other
+ * statistics are 0), other_s, grad_bytes, buckets and bytes_per_param.
+ * All zero before a run.
+ */
+void dnn_meas_exec_rank_result(const dnn_meas_exec *x, size_t rank,
+                               dnn_meas_exec_result *out);
+
+/* This rank's stage and replica. */
+size_t dnn_meas_exec_stage(const dnn_meas_exec *x);
+size_t dnn_meas_exec_replica(const dnn_meas_exec *x);
+
+/* This rank's steps of one iteration (borrowed; valid until free). */
+size_t dnn_meas_exec_step_count(const dnn_meas_exec *x);
+const dnn_meas_exec_step *dnn_meas_exec_step_get(const dnn_meas_exec *x,
+                                                 size_t i);
+
+/*
+ * Measured time of layer `i` per pass and micro-batch after a run: the
+ * median over timed iterations, the largest over the replicas of the
+ * layer's stage (the same on every rank). A fused backward call (batch
+ * norm) is split between the passes in proportion to the model's FLOPs,
+ * as the calibration splits it. Zero for a pass that does not run.
+ */
+void dnn_meas_exec_layer_time(const dnn_meas_exec *x, size_t i,
+                              double time_s[DNN_PASS_COUNT]);
+
+/*
+ * Kernel times in situ: each layer's passes timed inside real training
+ * iterations of `net` on one process (the executor, data = pipeline = 1)
+ * at each batch of `p`, rather than back to back on their own. They
+ * include what a training step adds to an isolated kernel: operands that
+ * the previous layers pushed out of the caches, the layout conversions
+ * between kernels, gradient accumulation at fan-out points and the
+ * once-per-call conversion of weights a backward kernel wants in another
+ * layout. Rows (backend "onednn-train", convolutions as algorithm
+ * "direct") go to p->on_row; the repeats are the timed iterations (at most
+ * 10, at least min_samples), warm-up p->repeat.warmup_runs. Rows p->done
+ * holds are skipped. `update` (may be NULL) receives the time of the SGD
+ * update of all the network's parameters at the last batch. Verification
+ * is dnn_meas_cpu_kernels's (the same kernels). Errors as
+ * dnn_meas_exec_alloc and dnn_meas_exec_run, DNN_EINTERRUPTED.
+ */
+dnn_status dnn_meas_cpu_insitu(const dnn_net *net,
+                               const dnn_meas_kernel_params *p,
+                               dnn_meas_stats *update, dnn_error *err);
 
 #ifdef __cplusplus
 }

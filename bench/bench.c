@@ -334,6 +334,7 @@ static int vtrain_predict(vrow *r, const char *profile, const char *engine,
            "[parallelism]\ndata = %zu\ntensor = %zu\npipeline = %zu\n"
            "microbatches = %zu\nschedule = 1f1b\noverlap = false\n"
            "[training]\noptimizer = adam\nrecompute = full\n"
+           "grad_accumulation = fused\n"
            "[simulation]\nengine = %s\n",
            r->layers, r->hidden, r->heads, r->seq, vocab, r->batch, profile,
            nodes, dpn, r->d, r->t, r->p, r->batch / (r->d * r->mbs), engine);

@@ -507,6 +507,11 @@ double dnn__stage_sparse_time(const dnn__stage_model *sm, size_t r);
 
 /* Optimizer step time for `params` parameters. */
 double dnn__strat_optimizer_time(const dnn_strat_input *in, double params);
+/* Gradient accumulation over m micro-batches of a stage holding `params`
+ * parameters, per micro-batch (the (m - 1) accumulating passes spread
+ * over m; docs/models.md §8.7). 0 for m <= 1. */
+double dnn__strat_accumulate_time(const dnn_strat_input *in, double params,
+                                  size_t m);
 
 /* Gradient buckets of a stage in the order backward fills them (reverse
  * layer order), after PyTorch DDP and Horovod. */

@@ -903,6 +903,7 @@ static void fill_stages(dnn__stage_model *sm, size_t *stage_of, size_t *maxc) {
       if (stage_of)
         stage_of[i] = maxc[i] = s;
     }
+    st->bwd_s += dnn__strat_accumulate_time(&sm->in, st->params, sm->m);
     st->act_kept_bytes = st->act_full_bytes;
     st->act_extra_bytes = 0;
     if (sm->recompute == DNN_RECOMPUTE_SELECTIVE) {

@@ -107,6 +107,22 @@ double dnn__strat_optimizer_time(const dnn_strat_input *in, double params) {
   return dnn_hw_kernel_time(in->hw, DNN_OP_OPTIMIZER, opt_dt, fl, by);
 }
 
+double dnn__strat_accumulate_time(const dnn_strat_input *in, double params,
+                                  size_t m) {
+  if (m <= 1 || params <= 0 ||
+      in->scn->training.grad_accumulation == DNN_GRAD_ACCUMULATION_FUSED)
+    return 0;
+  /* Micro-batches after the first add their weight gradients into the
+   * accumulated ones: read both, write one, in the gradient dtype, as one
+   * fused pass over the stage's parameters (like the optimizer's). Spread
+   * evenly over the m micro-batches. */
+  dnn_dtype dt = in->scn->model.dtype;
+  double eb = dnn__d(dnn_dtype_bytes(dt));
+  double t = dnn_hw_kernel_time(in->hw, DNN_OP_OPTIMIZER, dt, params,
+                                3.0 * eb * params);
+  return t * dnn__d(m - 1) / dnn__d(m);
+}
+
 /* ---- The registry ---------------------------------------------------------
  */
 

@@ -347,6 +347,18 @@ static dnn_status walk_device(gb *g, size_t r, size_t q) {
         have = dnn__bucket_next(sm, &it, &bk);
       }
     }
+    /* Micro-batches after the first add their weight gradients into the
+     * accumulated ones; charged at the end of each micro-batch's backward,
+     * as the analytic engine does (stage bwd_s). */
+    double acc = dnn__strat_accumulate_time(&sm->in, sg->params, m);
+    if (acc > 0) {
+      t.duration_s = acc * jit;
+      t.name = "accumulate gradients";
+      t.layer = NULL;
+      if ((st = emit(g, &t, &id)))
+        return st;
+      last = id;
+    }
     uint32_t out = last;
     if (vs > 0 && sg->send_bwd.bytes > 0 &&
         (st = send_task(g, dv, r, (vs + sm->p - 1) % sm->p, q,

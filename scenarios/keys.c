@@ -25,6 +25,7 @@ static const char *const schedule_names[] = {"gpipe", "1f1b", "interleaved",
                                              NULL};
 static const char *const recompute_names[] = {"none", "full", "selective",
                                               NULL};
+static const char *const accumulation_names[] = {"separate", "fused", NULL};
 static const char *const mb_names[] = {"none", "dp", "ilp", NULL};
 static const char *const policy_names[] = {"undivided", "powerOfTwo", "all",
                                            NULL};
@@ -158,6 +159,10 @@ static const dnn_scn_key keys[] = {
         "momentum", optimizer_names, NULL, "Optimizer (sets its state size)."),
     KEY("training", "recompute", DNN_SCN_ENUM, training.recompute, 0, 0, "none",
         recompute_names, NULL, "Activation recomputation policy."),
+    KEY("training", "grad_accumulation", DNN_SCN_ENUM,
+        training.grad_accumulation, 0, 0, "separate", accumulation_names, NULL,
+        "Gradient accumulation over micro-batches: a separate add pass "
+        "(separate) or fused into the weight-gradient GEMM (fused)."),
     KEY("training", "zero", DNN_SCN_INT, training.zero, 0, 3, "0", NULL, NULL,
         "ZeRO stage: 1 shards optimizer state, 2 also gradients, 3 also "
         "weights."),

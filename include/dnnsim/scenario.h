@@ -53,6 +53,11 @@ typedef enum dnn_recompute {
   DNN_RECOMPUTE_SELECTIVE
 } dnn_recompute;
 
+typedef enum dnn_grad_accumulation {
+  DNN_GRAD_ACCUMULATION_SEPARATE, /* an add pass per micro-batch (PyTorch) */
+  DNN_GRAD_ACCUMULATION_FUSED     /* into the weight-gradient GEMM (Megatron) */
+} dnn_grad_accumulation;
+
 typedef enum dnn_microbatching {
   DNN_MICROBATCHING_NONE,
   DNN_MICROBATCHING_DP,
@@ -163,6 +168,7 @@ typedef struct dnn_scenario {
   struct {
     dnn_optimizer optimizer;
     dnn_recompute recompute;
+    dnn_grad_accumulation grad_accumulation;
     size_t zero; /* ZeRO stage 0..3 */
     dnn_microbatching micro_batching;
     dnn_mb_policy mb_policy;

@@ -37,7 +37,12 @@ static const char *base =
     "[model]\nname = resnet18\nbatch = 64\n"
     "[hardware]\nprofile = v100-sxm2\n"
     "[cluster]\nnodes = 1\ndevices_per_node = 4\nintra_link = nvlink2\n"
-    "[parallelism]\npipeline = 4\nmicrobatches = 8\n";
+    "[parallelism]\npipeline = 4\nmicrobatches = 8\n"
+    /* The chain's first stage has fewer parameters (fc0 reads 1000
+     * features): a separate accumulation pass would make its backward
+     * shorter than the others' and the closed forms need equal stages. The
+     * separate pass is tested on its own below. */
+    "[training]\ngrad_accumulation = fused\n";
 
 static void load_scn(world *w, const char *text, const char *sets) {
   dnn_error e;
@@ -244,6 +249,61 @@ static void test_gpipe_and_1f1b_same_time(void **state) {
   dnn__stage_model_release(&so);
   world_free(&g);
   world_free(&o);
+}
+
+/* ---- Gradient accumulation (docs/models.md §8.7) ---------------------- */
+
+static void test_grad_accumulation(void **state) {
+  (void)state;
+  world fu, se;
+  chain_world(&fu, "parallelism.schedule=gpipe");
+  chain_world(&se, "parallelism.schedule=gpipe "
+                   "training.grad_accumulation=separate");
+  dnn__stage_model sf, ss;
+  dnn__engine_result af, df, as, ds;
+  engines(&fu, &sf, &af, &df);
+  engines(&se, &ss, &as, &ds);
+  /* Each stage's later micro-batches add their gradients: read two, write
+   * one, in fp32, one pass over the stage's parameters; spread over m. */
+  const dnn_hw_params *hp = dnn_hw_get(se.hw);
+  for (size_t s = 0; s < ss.V; s++) {
+    double pr = ss.stages[s].params;
+    double t =
+        hp->launch_overhead_s +
+        fmax((pr + hp->half_flops[DNN_OP_OPTIMIZER]) /
+                 (hp->peak_flops[DNN_DTYPE_FP32] *
+                  hp->eff_compute[DNN_OP_OPTIMIZER]),
+             12.0 * pr /
+                 (hp->mem_bandwidth_Bps * hp->eff_memory[DNN_OP_OPTIMIZER]));
+    assert_close(ss.stages[s].bwd_s - sf.stages[s].bwd_s, t * 7.0 / 8.0, 1e-12);
+  }
+  /* Both engines charge it; the critical rank's backward grows by its own
+   * (m - 1) passes. */
+  assert_close(as.iteration_s, ds.iteration_s, 1e-12);
+  assert_true(ds.iteration_s > df.iteration_s);
+  assert_close(ds.breakdown.backward_s - df.breakdown.backward_s,
+               8 * (ss.stages[0].bwd_s - sf.stages[0].bwd_s), 1e-9);
+  /* One micro-batch accumulates nothing. */
+  world one;
+  chain_world(&one, "parallelism.microbatches=1 "
+                    "training.grad_accumulation=separate");
+  dnn__stage_model so;
+  dnn__engine_result ao, dd;
+  engines(&one, &so, &ao, &dd);
+  world onef;
+  chain_world(&onef, "parallelism.microbatches=1");
+  dnn__stage_model sof;
+  dnn__engine_result aof, ddf;
+  engines(&onef, &sof, &aof, &ddf);
+  assert_close(dd.iteration_s, ddf.iteration_s, 1e-15);
+  dnn__stage_model_release(&sf);
+  dnn__stage_model_release(&ss);
+  dnn__stage_model_release(&so);
+  dnn__stage_model_release(&sof);
+  world_free(&fu);
+  world_free(&se);
+  world_free(&one);
+  world_free(&onef);
 }
 
 /* ---- The engines with real transfers -------------------------------- */
@@ -679,7 +739,9 @@ static void test_partition(void **state) {
                            "[hardware]\nprofile = v100-sxm2\n"
                            "[cluster]\nnodes = 1\ndevices_per_node = 3\n"
                            "intra_link = nvlink2\n"
-                           "[parallelism]\npipeline = 3\nmicrobatches = 4\n";
+                           "[parallelism]\npipeline = 3\nmicrobatches = 4\n"
+                           /* Balancing sees layer times only (§8.7). */
+                           "[training]\ngrad_accumulation = fused\n";
   zoo_world(&w, cnn, "");
   in = input(&w);
   assert_ok(dnn__strat_pipeline->build(&in, NULL, NULL, &sm, &e), &e);
@@ -985,6 +1047,7 @@ int main(void) {
       cmocka_unit_test(test_bubble_1f1b),
       cmocka_unit_test(test_bubble_interleaved),
       cmocka_unit_test(test_gpipe_and_1f1b_same_time),
+      cmocka_unit_test(test_grad_accumulation),
       cmocka_unit_test(test_engines_agree_with_transfers),
       cmocka_unit_test(test_no_overlap_engines_agree),
       cmocka_unit_test(test_overlap_data_pipeline),

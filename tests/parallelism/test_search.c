@@ -135,7 +135,11 @@ static void test_hand_checked_optimum(void **state) {
       /* fc layers are not recomputed selectively: selective = none. */
       double per = LAYERS * (tf(b) + td(b) + tw(b)) +
                    (rc == DNN_RECOMPUTE_FULL ? LAYERS * tf(b) : 0);
-      h[n++] = (hand){mbs, rc, m * per + opt};
+      /* Gradient accumulation: the m - 1 later micro-batches each add
+       * their weight gradients into the sum (docs/models.md §8.7). */
+      double acc =
+          m * dnn__strat_accumulate_time(&in, dnn__d(tot.params), (size_t)m);
+      h[n++] = (hand){mbs, rc, m * per + acc + opt};
     }
   qsort(h, n, sizeof h[0], cmp_hand);
   /* By hand: fewer, larger micro-batches pay the fixed part fewer times,

@@ -59,6 +59,8 @@ static void help(void) {
       "  --ilp-gap REL            stop the ilp within REL of the optimum\n"
       "                           (default 1e-4; 0: exact, can take minutes\n"
       "                           with --policy all)\n"
+      "  --ilp-time S             stop the ilp after S seconds with the best\n"
+      "                           plan found (default 20; 0: no limit)\n"
       "  --kernels CSV            plan from measured kernels (the raw CSV of\n"
       "                           'dnnsim calibrate gpu', OUT.meas.csv): "
       "their\n"
@@ -289,7 +291,7 @@ static dnn_status plan_from_table(const cli_world *w, size_t batch,
       lp->kernels[k].chosen = *dnn_mb_set_get(lp->sets[k], 0);
   if (st == DNN_OK && ilp && n > 0) {
     st = dnn_mb_ilp_solve((const dnn_mb_set *const *)lp->sets, n, total,
-                          p->ilp_gap, choice, err);
+                          p->ilp_gap, p->ilp_time_limit_s, choice, err);
     for (k = 0; st == DNN_OK && k < n; k++) {
       lp->kernels[k].chosen = *dnn_mb_set_get(lp->sets[k], choice[k]);
       lp->kernels[k].n_candidates = dnn_mb_set_count(lp->sets[k]);
@@ -936,7 +938,8 @@ static bool parse_limits(const char *text, double *out, size_t *n,
 int cli_cmd_microbatch(int argc, char **argv) {
   cli_scn_opts o = {.engine = -1};
   const char *ws_text = NULL, *total_text = NULL, *policy_text = NULL;
-  const char *solver_text = NULL, *gap_text = NULL, *kernels_text = NULL;
+  const char *solver_text = NULL, *gap_text = NULL, *time_text = NULL,
+             *kernels_text = NULL;
   const char *profile_out = NULL;
   bool measure = false;
   for (int i = 1; i < argc; i++) {
@@ -954,6 +957,7 @@ int cli_cmd_microbatch(int argc, char **argv) {
                         : strcmp(a, "--policy") == 0          ? &policy_text
                         : strcmp(a, "--solver") == 0          ? &solver_text
                         : strcmp(a, "--ilp-gap") == 0         ? &gap_text
+                        : strcmp(a, "--ilp-time") == 0        ? &time_text
                         : strcmp(a, "--kernels") == 0         ? &kernels_text
                         : strcmp(a, "--profile-out") == 0     ? &profile_out
                                                               : NULL;
@@ -992,6 +996,16 @@ int cli_cmd_microbatch(int argc, char **argv) {
       return cli_usage_error("microbatch",
                              "--ilp-gap needs a number in [0, 1), not '%s'",
                              gap_text);
+  }
+  if (time_text) {
+    char *end;
+    p.ilp_time_limit_s = strtod(time_text, &end);
+    if (end == time_text || *end != '\0' || !(p.ilp_time_limit_s >= 0) ||
+        !isfinite(p.ilp_time_limit_s))
+      return cli_usage_error("microbatch",
+                             "--ilp-time needs a number of seconds >= 0, not "
+                             "'%s'",
+                             time_text);
   }
   bool solver_set = solver_text != NULL;
   if (solver_text) {

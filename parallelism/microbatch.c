@@ -56,6 +56,9 @@ dnn_mb_params dnn_mb_default_params(void) {
   p.total_workspace_bytes = 0;
   /* Stop branch and cut within 0.01% of the optimum (mbatch.h). */
   p.ilp_gap = 1e-4;
+  /* Dense Pareto sets can make an exact proof take hours (docs/models.md
+   * §10); a planning step should not. */
+  p.ilp_time_limit_s = 20;
   return p;
 }
 

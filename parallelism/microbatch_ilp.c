@@ -73,7 +73,8 @@ static double choice_workspace(const dnn_mb_set *const *sets, size_t n,
 
 /* Solves the relaxation then the integer programme; reads the choice. */
 static dnn_status solve(glp_prob *P, const dnn_mb_set *const *sets, size_t n,
-                        double rel_gap, size_t *choice, dnn_error *err) {
+                        double rel_gap, double time_limit_s, size_t *choice,
+                        dnn_error *err) {
   glp_smcp sp;
   glp_init_smcp(&sp);
   sp.msg_lev = GLP_MSG_OFF;
@@ -95,15 +96,27 @@ static dnn_status solve(glp_prob *P, const dnn_mb_set *const *sets, size_t n,
   ip.presolve = GLP_OFF; /* start from the simplex basis above */
   ip.gmi_cuts = GLP_ON;
   ip.mip_gap = rel_gap;
+  /* A time limit keeps a dense programme from running for hours (branch
+   * and cut on near-ties): past it the best incumbent is taken, or, with
+   * none, the caller's smallest-workspace choice already in `choice`. */
+  bool timed = time_limit_s > 0;
+  if (timed)
+    ip.tm_lim = time_limit_s * 1e3 >= (double)INT_MAX
+                    ? INT_MAX
+                    : (int)(time_limit_s * 1e3);
   rc = glp_intopt(P, &ip);
-  /* GLP_EMIPGAP: stopped with an incumbent proven within the gap. */
-  if (rc != 0 && rc != GLP_EMIPGAP)
+  /* GLP_EMIPGAP: stopped with an incumbent proven within the gap;
+   * GLP_ETMLIM: stopped at the time limit. */
+  bool out_of_time = rc == GLP_ETMLIM;
+  if (rc != 0 && rc != GLP_EMIPGAP && !out_of_time)
     return DNN_FAIL(err, DNN_ETOOLFAIL,
                     "GLPK branch and cut failed on the micro-batch programme "
                     "(glp_intopt returned %d)",
                     rc);
   rc = glp_mip_status(P);
-  if (rc != GLP_OPT && !(rc == GLP_FEAS && rel_gap > 0))
+  if (out_of_time && rc != GLP_OPT && rc != GLP_FEAS)
+    return DNN_OK; /* no incumbent in time: keep the fallback choice */
+  if (rc != GLP_OPT && !(rc == GLP_FEAS && (rel_gap > 0 || out_of_time)))
     return DNN_FAIL(err, DNN_ETOOLFAIL,
                     "GLPK found no optimal integer solution of the "
                     "micro-batch programme (status %d)",
@@ -126,7 +139,8 @@ static dnn_status solve(glp_prob *P, const dnn_mb_set *const *sets, size_t n,
 }
 
 dnn_status dnn_mb_ilp_solve(const dnn_mb_set *const *sets, size_t n_sets,
-                            double limit_bytes, double rel_gap, size_t *choice,
+                            double limit_bytes, double rel_gap,
+                            double time_limit_s, size_t *choice,
                             dnn_error *err) {
   if (n_sets == 0)
     return DNN_FAIL(err, DNN_EINVAL,
@@ -164,6 +178,13 @@ dnn_status dnn_mb_ilp_solve(const dnn_mb_set *const *sets, size_t n_sets,
                     n_sets, min_ws, limit_bytes);
   if (choice_workspace(sets, n_sets, choice) <= limit_bytes)
     return DNN_OK; /* the fastest of every kernel fit together */
+  /* Otherwise the smallest workspaces fit (checked above): the fallback
+   * when GLPK finds no integer solution within its time limit. */
+  for (size_t k = 0; k < n_sets; k++) {
+    size_t fast, small;
+    extremes(sets[k], &fast, &small);
+    choice[k] = small;
+  }
   if (ncols > (size_t)INT_MAX / 2 - 1 || n_sets > (size_t)INT_MAX - 2)
     return DNN_FAIL(err, DNN_ERANGE, "%zu configurations are too many for GLPK",
                     ncols);
@@ -207,7 +228,7 @@ dnn_status dnn_mb_ilp_solve(const dnn_mb_set *const *sets, size_t n_sets,
   glp_load_matrix(P, (int)nnz, ia, ja, ar);
 
   for (int round = 0;; round++) {
-    if ((st = solve(P, sets, n_sets, rel_gap, choice, err)))
+    if ((st = solve(P, sets, n_sets, rel_gap, time_limit_s, choice, err)))
       goto fail;
     double over = choice_workspace(sets, n_sets, choice) - limit_bytes;
     if (over <= 0)

@@ -223,7 +223,8 @@ dnn_status dnn_mb_plan_build(const dnn_net *net, const dnn_hw *hw, size_t batch,
       plan->kernels[k].chosen = *dnn_mb_set_get(plan->sets[k], 0);
   if (ilp && n > 0) {
     st = dnn_mb_ilp_solve((const dnn_mb_set *const *)plan->sets, n, total,
-                          params->ilp_gap, choice, err);
+                          params->ilp_gap, params->ilp_time_limit_s, choice,
+                          err);
     if (st)
       goto fail;
     for (k = 0; k < n; k++) {

@@ -105,6 +105,8 @@ typedef struct dnn_mb_params {
   double total_workspace_bytes; /* ilp: network-wide limit; 0: M x the
                                    number of convolution layers */
   double ilp_gap; /* ilp: relative optimality gap at which GLPK stops */
+  double ilp_time_limit_s; /* ilp: GLPK's time limit (0: none); past it the
+                              best solution found is used */
 } dnn_mb_params;
 
 /* One planned kernel. */
@@ -207,15 +209,18 @@ const dnn_mb_config *dnn_mb_set_get(const dnn_mb_set *set, size_t i);
  * (simplex, then branch and cut) unless the fastest configurations already
  * fit. Branch and cut stops once the choice is proven within `rel_gap`
  * (relative, in [0, 1); 0 asks for the exact optimum) of the least total
- * time. The returned choice is checked in exact arithmetic against the
- * limit. Errors: DNN_EINVAL (no sets, an empty set, a negative or NaN
+ * time, or at `time_limit_s` seconds (0: no limit) with the best choice
+ * found by then (the smallest workspaces when none was found). The
+ * returned choice is checked in exact arithmetic against the limit.
+ * Errors: DNN_EINVAL (no sets, an empty set, a negative or NaN
  * limit, a gap outside [0, 1)), DNN_ENOFIT (even the smallest workspaces exceed
  * the limit), DNN_ETOOLFAIL (GLPK failed or returned a non-optimal status),
  * DNN_ENOMEM. GLPK allocates through its own allocator, not the
  * dnn_allocator hook.
  */
 dnn_status dnn_mb_ilp_solve(const dnn_mb_set *const *sets, size_t n_sets,
-                            double limit_bytes, double rel_gap, size_t *choice,
+                            double limit_bytes, double rel_gap,
+                            double time_limit_s, size_t *choice,
                             dnn_error *err);
 
 /* ------------------------------------------------------------------------ */

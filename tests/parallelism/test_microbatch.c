@@ -357,7 +357,7 @@ static double ilp(dnn_mb_set **sets, size_t K, double limit, double gap,
                   double *ws) {
   size_t choice[16];
   dnn_error e;
-  assert_ok(dnn_mb_ilp_solve((const dnn_mb_set *const *)sets, K, limit, gap,
+  assert_ok(dnn_mb_ilp_solve((const dnn_mb_set *const *)sets, K, limit, gap, 0,
                              choice, &e),
             &e);
   double t = 0;
@@ -606,14 +606,14 @@ static void test_ilp_errors(void **state) {
     sets[k] = build(&tb[k], DNN_MB_POLICY_ALL, 1e9, true);
   }
   const dnn_mb_set *const *cs = (const dnn_mb_set *const *)sets;
-  assert_int_equal(dnn_mb_ilp_solve(cs, 0, 10, 0, choice, &e), DNN_EINVAL);
+  assert_int_equal(dnn_mb_ilp_solve(cs, 0, 10, 0, 0, choice, &e), DNN_EINVAL);
   assert_contains(e.msg, "needs at least one kernel");
-  assert_int_equal(dnn_mb_ilp_solve(cs, 2, -1, 0, choice, &e), DNN_EINVAL);
+  assert_int_equal(dnn_mb_ilp_solve(cs, 2, -1, 0, 0, choice, &e), DNN_EINVAL);
   assert_contains(e.msg, "workspace limit -1 bytes");
-  assert_int_equal(dnn_mb_ilp_solve(cs, 2, 10, 1.0, choice, &e), DNN_EINVAL);
+  assert_int_equal(dnn_mb_ilp_solve(cs, 2, 10, 1.0, 0, choice, &e), DNN_EINVAL);
   assert_contains(e.msg, "relative optimality gap 1 must be in [0, 1)");
-  assert_int_equal(dnn_mb_ilp_solve(cs, 2, 10, NAN, choice, &e), DNN_EINVAL);
-  assert_int_equal(dnn_mb_ilp_solve(cs, 2, 4, 0, choice, &e), DNN_ENOFIT);
+  assert_int_equal(dnn_mb_ilp_solve(cs, 2, 10, NAN, 0, choice, &e), DNN_EINVAL);
+  assert_int_equal(dnn_mb_ilp_solve(cs, 2, 4, 0, 0, choice, &e), DNN_ENOFIT);
   assert_contains(e.msg, "smallest workspaces of the 2 kernels add up to 5 "
                          "bytes, over the limit of 4 bytes");
   /* Exactly the smallest sum is feasible. */
@@ -658,12 +658,51 @@ static void test_alloc_failures(void **state) {
   dnn_error e;
   test_alloc_state st;
   test_alloc_install(&st, 0);
-  dnn_status rc =
-      dnn_mb_ilp_solve((const dnn_mb_set *const *)sets, 3, 20.5, 0, choice, &e);
+  dnn_status rc = dnn_mb_ilp_solve((const dnn_mb_set *const *)sets, 3, 20.5, 0,
+                                   0, choice, &e);
   test_alloc_restore();
   assert_int_equal(rc, DNN_ENOMEM);
   assert_contains(e.msg, "out of memory for the micro-batch programme");
   for (size_t k = 0; k < 3; k++)
+    dnn_mb_set_free(sets[k]);
+}
+
+/* A time limit too short for branch and cut still returns a choice within
+ * the limit (the incumbent, or the smallest workspaces). */
+static void test_ilp_time_limit(void **state) {
+  (void)state;
+  enum { K = 12 };
+  table tb[K];
+  dnn_mb_set *sets[K];
+  double small = 0, fast = 0;
+  for (size_t k = 0; k < K; k++) {
+    table_random(&tb[k], 12, 4, 1000 + (unsigned)k);
+    sets[k] = build(&tb[k], DNN_MB_POLICY_ALL, 1e9, true);
+    double lo = INFINITY, hi = 0, t_best = INFINITY;
+    for (size_t c = 0; c < dnn_mb_set_count(sets[k]); c++) {
+      const dnn_mb_config *cf = dnn_mb_set_get(sets[k], c);
+      lo = fmin(lo, cf->workspace_bytes);
+      if (cf->time_s < t_best) {
+        t_best = cf->time_s;
+        hi = cf->workspace_bytes;
+      }
+    }
+    small += lo;
+    fast += hi;
+  }
+  double limit = small + 0.37 * (fast - small);
+  for (int r = 0; r < 2; r++) {
+    size_t choice[K];
+    dnn_error e;
+    assert_ok(dnn_mb_ilp_solve((const dnn_mb_set *const *)sets, K, limit, 0,
+                               r == 0 ? 1e-9 : 0, choice, &e),
+              &e);
+    double ws = 0;
+    for (size_t k = 0; k < K; k++)
+      ws += dnn_mb_set_get(sets[k], choice[k])->workspace_bytes;
+    assert_true(ws <= limit);
+  }
+  for (size_t k = 0; k < K; k++)
     dnn_mb_set_free(sets[k]);
 }
 
@@ -686,6 +725,7 @@ int main(void) {
       cmocka_unit_test(test_policies_and_limits),
       cmocka_unit_test(test_ilp_against_brute_force),
       cmocka_unit_test(test_ilp_properties),
+      cmocka_unit_test(test_ilp_time_limit),
       cmocka_unit_test(test_main_algo),
       cmocka_unit_test(test_size_parse),
       cmocka_unit_test(test_policy_names),

@@ -370,7 +370,9 @@ static dnn_status run_engine(dnn__stage_model *sm, dnn_engine engine,
     tq->emax = dnn__res_emax(res, sm->d, cv);
     if (engine == DNN_ENGINE_DES) {
       /* Cap the Monte Carlo at about 2^24 simulated tasks in all. */
-      size_t est = dnn__des_task_estimate(sm), draws = DNN_STRAT_JITTER_DRAWS;
+      /* [simulation] draws full iterations with fresh speed factors; the
+       * relative standard error of the mean is about cv / sqrt(draws). */
+      size_t est = dnn__des_task_estimate(sm), draws = scn->mc_draws;
       if (est > 0 && draws > ((size_t)1 << 24) / est)
         draws = ((size_t)1 << 24) / est > 0 ? ((size_t)1 << 24) / est : 1;
       tq->draws = draws;

@@ -208,6 +208,10 @@ static const dnn_scn_key keys[] = {
     KEY("simulation", "engine", DNN_SCN_ENUM, engine, 0, 0, "auto",
         engine_names, NULL,
         "Prediction engine: auto, analytic or des (event simulator)."),
+    KEY("simulation", "draws", DNN_SCN_INT, mc_draws, 1, 65536, "16", NULL,
+        "iterations",
+        "Monte Carlo iterations the simulator averages when training.jitter "
+        "> 0 (standard error about jitter / sqrt(draws))."),
 };
 
 _Static_assert(sizeof keys / sizeof keys[0] <= DNN_SCN_MAX_KEYS,

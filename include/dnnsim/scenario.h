@@ -191,6 +191,7 @@ typedef struct dnn_scenario {
   } training;
 
   dnn_engine engine;
+  size_t mc_draws; /* Monte Carlo iterations of a jittered simulation */
 
   /* Where each key's value came from, by key table index:
    * line > 0 in `path`, 0 = default, -1 = a --set override. */

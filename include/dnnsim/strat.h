@@ -257,11 +257,6 @@ void dnn_strat_layer_times(const dnn_strat_input *in, size_t batch,
 /* Training techniques (docs/models.md §16-§20)                              */
 /* ------------------------------------------------------------------------ */
 
-/* Monte Carlo draws of a jittered synchronous step through the event
- * simulator (each a full iteration with fresh speed factors; the
- * relative standard error of the mean is about cv / sqrt(draws)). */
-#define DNN_STRAT_JITTER_DRAWS 16
-
 /* Steps of the clock recurrence that times stale-synchronous and
  * asynchronous training (at most this many x replicas speed draws; fewer
  * steps when there are very many replicas, never fewer than 16). */

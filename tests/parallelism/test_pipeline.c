@@ -887,13 +887,15 @@ static void test_jitter(void **state) {
   w.scn.training.jitter = 0;
   dnn_prediction n0 = predict(&w, DNN_ENGINE_DES);
   double f = 0;
-  for (size_t k = 0; k < DNN_STRAT_JITTER_DRAWS; k++)
-    f += dnn__rng_jitter_at(17, 0, k, 0.291) / DNN_STRAT_JITTER_DRAWS;
+  size_t draws = w.scn.mc_draws;
+  assert_int_equal(draws, 16); /* [simulation] draws' default */
+  for (size_t k = 0; k < draws; k++)
+    f += dnn__rng_jitter_at(17, 0, k, 0.291) / dnn__d(draws);
   dnn__rng_seed(&r, 17, 0);
   assert_close(dnn__rng_jitter(&r, 0.291), dnn__rng_jitter_at(17, 0, 0, 0.291),
                0);
   assert_true(fabs(f - 1) > 1e-3);
-  assert_int_equal(j.techniques.draws, DNN_STRAT_JITTER_DRAWS);
+  assert_int_equal(j.techniques.draws, draws);
   assert_close(j.techniques.nominal_iteration_s, n0.iteration_s, 1e-12);
   assert_close(j.techniques.straggler_factor, f, 1e-12);
   assert_close(j.breakdown.forward_s, f * n0.breakdown.forward_s, 1e-12);

@@ -114,6 +114,18 @@ double dnn__seq_kept_elems(const dnn_layer *l);
  * attn_scores, dV by attn_context), so nothing is accumulated. */
 bool dnn__seq_disjoint_grad_input(const dnn_layer *l, size_t k);
 
+/* ---- Builder errors (model/net.c) -------------------------------------------
+ * "layer 'NAME' (KIND): what", DNN_EINVAL: the form of every user error of
+ * dnn_net_add, whichever file checks the layer. LFAIL fills in the
+ * position, the caller's `err` and the spec `sp`. */
+dnn_status dnn__layer_fail(dnn_error *err, const char *file, int line,
+                           const dnn_layer_spec *sp, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 5, 6)))
+#endif
+    ;
+#define LFAIL(...) dnn__layer_fail(err, __FILE__, __LINE__, sp, __VA_ARGS__)
+
 /* ---- Sequence-model zoo (model/zoo_seq.c) ----------------------------------
  * Builds the zoo entry named dnn_net_name(net) (gpt*, bert-large, inst2vec*,
  * ncc*) into the empty `net`. */

@@ -84,15 +84,8 @@ static uint64_t hash_name(const char *s) {
   return h;
 }
 
-/* "layer 'NAME' (KIND): what". Every user error of dnn_net_add. */
-static dnn_status layer_fail(dnn_error *err, const char *file, int line,
-                             const dnn_layer_spec *sp, const char *fmt, ...)
-#if defined(__GNUC__)
-    __attribute__((format(printf, 5, 6)))
-#endif
-    ;
-static dnn_status layer_fail(dnn_error *err, const char *file, int line,
-                             const dnn_layer_spec *sp, const char *fmt, ...) {
+dnn_status dnn__layer_fail(dnn_error *err, const char *file, int line,
+                           const dnn_layer_spec *sp, const char *fmt, ...) {
   char what[DNN_ERROR_MSG_MAX];
   va_list ap;
   va_start(ap, fmt);
@@ -102,7 +95,6 @@ static dnn_status layer_fail(dnn_error *err, const char *file, int line,
                    sp->name ? sp->name : "", dnn_layer_kind_name(sp->kind),
                    what);
 }
-#define LFAIL(...) layer_fail(err, __FILE__, __LINE__, sp, __VA_ARGS__)
 
 /* ---- Allocation and queries ------------------------------------------------
  */

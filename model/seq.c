@@ -58,26 +58,6 @@ static const char *shape_str(const dnn_shape *s, char *buf, size_t n) {
   return buf;
 }
 
-/* "layer 'NAME' (KIND): what", the form of every dnn_net_add error. */
-static dnn_status lfail(dnn_error *err, const char *file, int line,
-                        const dnn_layer_spec *sp, const char *fmt, ...)
-#if defined(__GNUC__)
-    __attribute__((format(printf, 5, 6)))
-#endif
-    ;
-static dnn_status lfail(dnn_error *err, const char *file, int line,
-                        const dnn_layer_spec *sp, const char *fmt, ...) {
-  char what[DNN_ERROR_MSG_MAX];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(what, sizeof what, fmt, ap);
-  va_end(ap);
-  return dnn__fail(err, DNN_EINVAL, file, line, "layer '%s' (%s): %s",
-                   sp->name ? sp->name : "", dnn_layer_kind_name(sp->kind),
-                   what);
-}
-#define LFAIL(...) lfail(err, __FILE__, __LINE__, sp, __VA_ARGS__)
-
 /* ---- Shape inference ----------------------------------------------------- */
 
 /* Checks a fused QKV tensor (s, 3h) for `heads` heads; *h = hidden size. */

@@ -11,6 +11,16 @@
  * algorithm (forced on the MPI communicator when OpenMPI allows it) and
  * its bucket rule. Only rank 0 prints; every rank exits with the same
  * code.
+ *
+ * Training techniques (docs/models.md §16-§17): with [training]
+ * augment_copies = M every sample is computed M times (the compute batch
+ * grows, the gradients do not); with [training] sizes a schedule of steps
+ * drawn from the size distribution with the scenario seed runs each
+ * size's network at its batch (size_policy), and each size's measured
+ * step is compared with the prediction of that size, the run's mean step
+ * with the predicted expectation E[T] = sum p_k T_k (and with the
+ * prediction for the sizes actually drawn), and the epoch the run's
+ * throughput implies with the predicted epoch.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
@@ -38,7 +48,10 @@ static void help(void) {
       "Options:\n"
       "  -s, --set SECTION.KEY=VALUE   override a scenario key (repeatable)\n"
       "  -f, --format table|json       output format (default table)\n"
-      "  --repeats N                   timed iterations (default 10)\n"
+      "  --repeats N                   timed iterations (default 10); with\n"
+      "                                [training] sizes, the steps of the\n"
+      "                                drawn schedule (default: [training]\n"
+      "                                steps, else 60)\n"
       "  --warmup N                    untimed iterations first (default 2)\n"
       "  --threads N                   oneDNN threads per rank (default 1)\n"
       "  --layers                      per-layer times in the table\n"
@@ -55,7 +68,9 @@ static void help(void) {
       "  -h, --help                    this help\n"
       "\n"
       "The executor runs data and pipeline parallelism (GPipe, 1F1B) of\n"
-      "CNNs in fp32. docs/validation.md explains what is measured.\n"
+      "CNNs in fp32, batch augmentation ([training] augment_copies) and,\n"
+      "with data parallelism, mixed image sizes ([training] sizes).\n"
+      "docs/validation.md explains what is measured.\n"
       "\n"
       "Example:\n"
       "  mpirun -np 2 dnnsim validate scenarios/validate/resnet18-dp.ini\n");
@@ -92,6 +107,12 @@ static dnn_status check_supported(const dnn_scenario *scn, dnn_error *err) {
   else if (scn->training.consistency != DNN_CONSISTENCY_SYNC)
     sec = "training", key = "consistency",
     why = "the executor trains synchronously";
+  else if (scn->training.jitter > 0)
+    sec = "training", key = "jitter",
+    why = "the executor's devices do not straggle on purpose";
+  else if (scn->training.n_sizes > 0 && scn->parallelism.pipeline > 1)
+    sec = "training", key = "sizes",
+    why = "the executor runs mixed sizes with data parallelism only";
   if (sec == NULL)
     return DNN_OK;
   return DNN_FAIL(err, DNN_EUNSUPPORTED, "%s: %s",
@@ -152,6 +173,7 @@ static dnn_meas_exec_params exec_params(const dnn_scenario *scn,
                     ? DNN_MEAS_EXEC_MOMENTUM
                     : DNN_MEAS_EXEC_ADAM;
   p.seed = scn->training.seed;
+  p.copies = scn->training.augment_copies ? scn->training.augment_copies : 1;
   return p;
 }
 
@@ -240,6 +262,10 @@ static void print_table(const cli_world *w, const dnn_meas_exec *x,
          "after %zu warm-up\n",
          m->ranks, m->ranks == 1 ? "" : "s", threads, threads == 1 ? "" : "s",
          m->iteration.samples, ep->warmup);
+  if (ep->copies > 1)
+    printf("batch augmentation: %zu copies of each sample, %zu computed per "
+           "replica (%zu unique)\n",
+           ep->copies, m->local_batch * ep->copies, m->local_batch);
   if (ep->data > 1)
     printf("gradients: %s in %zu bucket%s, %s allreduce (%s)%s\n",
            cli_fmt_bytes(m->grad_bytes, a, sizeof a), m->buckets,
@@ -350,6 +376,7 @@ static json_t *result_json(const cli_world *w, const dnn_meas_exec *x,
   json_object_set_new(o, "threads", json_integer((json_int_t)threads));
   json_object_set_new(o, "warmup", json_integer((json_int_t)ep->warmup));
   json_object_set_new(o, "accumulate", json_boolean(ep->accumulate));
+  json_object_set_new(o, "copies", json_integer((json_int_t)ep->copies));
   json_object_set_new(o, "profile", json_string(w->scn.hardware.profile));
 
   json_t *me = json_object();
@@ -458,8 +485,374 @@ static json_t *result_json(const cli_world *w, const dnn_meas_exec *x,
 }
 
 /* ------------------------------------------------------------------------ */
+/* Mixed sizes                                                              */
+/* ------------------------------------------------------------------------ */
+
+/* One size of a mixed run: its network, batch, copies and prediction. */
+typedef struct mixed_size {
+  dnn_net *net;
+  dnn_prediction pred; /* the step at this size alone */
+} mixed_size;
+
+/*
+ * The sizes of [training] sizes as the predictor prices them
+ * (dnn_strat_size_config: batch and copies per size_policy; the network
+ * rebuilt at each size) and each size's own prediction, with the
+ * scenario's other keys.
+ */
+static dnn_status mixed_sizes(const cli_world *w, mixed_size *ms,
+                              dnn_meas_exec_size *sz, dnn_error *err) {
+  const dnn_scenario *scn = &w->scn;
+  size_t d = dnn_scn_data_degree(scn);
+  dnn_status st = DNN_OK;
+  dnn_scenario *sc = dnn_malloc(sizeof *sc);
+  if (sc == NULL)
+    return DNN_FAIL(err, DNN_ENOMEM, "out of memory");
+  for (size_t k = 0; k < scn->training.n_sizes && st == DNN_OK; k++) {
+    const dnn_size_prob *sp = &scn->training.sizes[k];
+    size_t b, M;
+    dnn_strat_size_config(scn, sp->size, &b, &M);
+    st = dnn_scn_build_net(scn, sp->size, &ms[k].net, err);
+    if (st)
+      break;
+    *sc = *scn;
+    sc->training.n_sizes = 0;
+    sc->model.image = sp->size;
+    sc->model.batch = b * d;
+    sc->training.augment_copies = M;
+    dnn_strat_input in = cli_world_input(w);
+    in.scn = sc;
+    in.net = ms[k].net;
+    st = dnn_strat_predict(&in, &ms[k].pred, err);
+    if (st) {
+      dnn_error_prefix(err, "image %zu", sp->size);
+      break;
+    }
+    sz[k].net = ms[k].net;
+    sz[k].image = sp->size;
+    sz[k].batch = b * d;
+    sz[k].copies = M;
+    sz[k].probability = sp->probability;
+  }
+  dnn_free(sc);
+  return st;
+}
+
+/* What the mixed run's numbers compare. */
+typedef struct mixed_cmp {
+  double meas_mean_s, pred_mean_s; /* mean step; E[T] = sum p_k T_k */
+  double pred_drawn_s;             /* sum n_k T_k / steps: the drawn mix */
+  double meas_epoch_s, pred_epoch_s;
+  /* The epoch at the drawn mix's predicted throughput: N sum_i T(k_i) /
+   * sum_i b(k_i). A short run draws a mix whose samples per step differ
+   * from the expectation (sampling, not model, error); this row removes
+   * that. */
+  double pred_drawn_epoch_s;
+} mixed_cmp;
+
+static mixed_cmp mixed_compare(const cli_world *w, const dnn_prediction *pred,
+                               const mixed_size *ms,
+                               const dnn_meas_exec_mixed *mx,
+                               const dnn_meas_exec_mixed_result *r) {
+  mixed_cmp c;
+  c.meas_mean_s = r->steps ? r->total_s / (double)(r->steps) : 0;
+  c.pred_mean_s = pred->iteration_s;
+  double sum = 0;
+  for (size_t i = 0; i < r->steps; i++)
+    sum += ms[dnn_meas_exec_mixed_size_at(mx, i)].pred.iteration_s;
+  c.pred_drawn_s = r->steps ? sum / (double)(r->steps) : 0;
+  /* The epoch at the run's throughput (samples over time: the renewal-
+   * reward estimate the prediction makes from expectations). */
+  double N = (double)(w->scn.training.dataset_size);
+  c.meas_epoch_s = r->samples > 0 ? N * r->total_s / r->samples : 0;
+  c.pred_epoch_s = pred->techniques.epoch_s;
+  c.pred_drawn_epoch_s = r->samples > 0 ? N * sum / r->samples : 0;
+  return c;
+}
+
+static void mixed_table(const cli_world *w, const dnn_prediction *pred,
+                        const mixed_size *ms, const dnn_meas_exec_mixed *mx,
+                        const dnn_meas_exec_mixed_result *r,
+                        const dnn_meas_exec_result *per,
+                        const dnn_meas_exec_params *ep, size_t ranks,
+                        size_t threads) {
+  const dnn_scenario *scn = &w->scn;
+  size_t n = scn->training.n_sizes;
+  char a[32], b[32], c[32], d[32], e[32], f[32];
+  printf("validate %s: %s, mixed sizes (size_policy %s), batch %zu at %zu "
+         "px, data %zu\n",
+         scn->path, dnn_net_name(w->net),
+         scn->training.size_policy == DNN_SIZE_POLICY_BATCH ? "batch"
+                                                            : "copies",
+         scn->model.batch, scn->model.image, ep->data);
+  printf("%zu MPI rank%s, %zu oneDNN thread%s each; %zu steps drawn with "
+         "seed %llu after %zu warm-up iterations of each size\n\n",
+         ranks, ranks == 1 ? "" : "s", threads, threads == 1 ? "" : "s",
+         r->steps, ep->seed, ep->warmup);
+  printf("%-7s %6s %6s %6s %6s %11s %11s %8s %11s %11s\n", "size", "batch",
+         "copies", "p", "steps", "measured", "predicted", "error", "comm meas",
+         "comm pred");
+  for (size_t k = 0; k < n; k++) {
+    const dnn_meas_exec_result *m = &per[k];
+    const dnn_prediction *p = &ms[k].pred;
+    char px[16];
+    snprintf(px, sizeof px, "%zu px", scn->training.sizes[k].size);
+    pct(d, sizeof d, rel_err(p->iteration_s, m->iteration.median_s));
+    printf("%-7s %6zu %6zu %6.2f %6zu %11s %11s %8s %11s %11s\n", px,
+           p->local_batch, p->techniques.copies,
+           scn->training.sizes[k].probability, m->iteration.samples,
+           m->iteration.samples
+               ? cli_fmt_time(m->iteration.median_s, a, sizeof a)
+               : "-",
+           cli_fmt_time(p->iteration_s, b, sizeof b),
+           m->iteration.samples ? d : "-",
+           cli_fmt_time(m->comm_exposed_s, e, sizeof e),
+           cli_fmt_time(p->breakdown.comm_exposed_s, f, sizeof f));
+  }
+  mixed_cmp cm = mixed_compare(w, pred, ms, mx, r);
+  printf("\n%-34s %11s %11s %8s\n", "mixed run", "measured", "predicted",
+         "error");
+  pct(d, sizeof d, rel_err(cm.pred_mean_s, cm.meas_mean_s));
+  printf("%-34s %11s %11s %8s\n", "mean step (E[T] = sum p T)",
+         cli_fmt_time(cm.meas_mean_s, a, sizeof a),
+         cli_fmt_time(cm.pred_mean_s, b, sizeof b), d);
+  pct(d, sizeof d, rel_err(cm.pred_drawn_s, cm.meas_mean_s));
+  printf("%-34s %11s %11s %8s\n", "mean step (the drawn sizes)",
+         cli_fmt_time(cm.meas_mean_s, a, sizeof a),
+         cli_fmt_time(cm.pred_drawn_s, b, sizeof b), d);
+  char lbl[64];
+  snprintf(lbl, sizeof lbl, "epoch (%zu samples)", scn->training.dataset_size);
+  pct(d, sizeof d, rel_err(cm.pred_epoch_s, cm.meas_epoch_s));
+  printf("%-34s %11s %11s %8s\n", lbl,
+         cli_fmt_time(cm.meas_epoch_s, a, sizeof a),
+         cli_fmt_time(cm.pred_epoch_s, b, sizeof b), d);
+  pct(d, sizeof d, rel_err(cm.pred_drawn_epoch_s, cm.meas_epoch_s));
+  printf("%-34s %11s %11s %8s\n", "epoch (the drawn sizes)",
+         cli_fmt_time(cm.meas_epoch_s, a, sizeof a),
+         cli_fmt_time(cm.pred_drawn_epoch_s, b, sizeof b), d);
+  printf("  measured: %zu steps, %.0f unique samples in %s (%.1f per step; "
+         "predicted %.2f); step median %s, min %s, max %s\n",
+         r->steps, r->samples, cli_fmt_time(r->total_s, a, sizeof a),
+         r->steps ? r->samples / (double)(r->steps) : 0,
+         pred->techniques.unique_samples_per_step,
+         cli_fmt_time(r->step.median_s, b, sizeof b),
+         cli_fmt_time(r->step.min_s, c, sizeof c),
+         cli_fmt_time(r->step.max_s, e, sizeof e));
+  printf("\n%-7s %21s %21s %21s %21s\n", "size", "forward", "backward",
+         "comm (exposed)", "optimizer");
+  for (size_t k = 0; k < n; k++) {
+    const dnn_meas_exec_result *m = &per[k];
+    const dnn_breakdown *bd = &ms[k].pred.breakdown;
+    char px[16], col[4][32];
+    double mv[4] = {m->forward_s, m->backward_s, m->comm_exposed_s,
+                    m->optimizer_s};
+    double pv[4] = {bd->forward_s, bd->backward_s + bd->recompute_s,
+                    bd->comm_exposed_s, bd->optimizer_s};
+    for (size_t q = 0; q < 4; q++)
+      snprintf(col[q], sizeof col[q], "%s / %s",
+               m->iteration.samples ? cli_fmt_time(mv[q], a, sizeof a) : "-",
+               cli_fmt_time(pv[q], b, sizeof b));
+    snprintf(px, sizeof px, "%zu px", scn->training.sizes[k].size);
+    printf("%-7s %21s %21s %21s %21s\n", px, col[0], col[1], col[2], col[3]);
+  }
+  printf("  (measured / predicted medians over each size's steps, on its "
+         "slowest rank)\n");
+}
+
+static json_t *mixed_json(const cli_world *w, const dnn_prediction *pred,
+                          const mixed_size *ms, const dnn_meas_exec_mixed *mx,
+                          const dnn_meas_exec_mixed_result *r,
+                          const dnn_meas_exec_result *per,
+                          const dnn_meas_exec_params *ep, size_t ranks,
+                          size_t threads) {
+  const dnn_scenario *scn = &w->scn;
+  json_t *o = json_object();
+  json_object_set_new(o, "scenario", json_string(scn->path));
+  json_object_set_new(o, "network", json_string(dnn_net_name(w->net)));
+  json_object_set_new(o, "kind", json_string("mixed"));
+  json_object_set_new(
+      o, "size_policy",
+      json_string(scn->training.size_policy == DNN_SIZE_POLICY_BATCH
+                      ? "batch"
+                      : "copies"));
+  json_object_set_new(o, "batch", json_integer((json_int_t)scn->model.batch));
+  json_object_set_new(o, "image", json_integer((json_int_t)scn->model.image));
+  json_object_set_new(o, "data", json_integer((json_int_t)ep->data));
+  json_object_set_new(o, "ranks", json_integer((json_int_t)ranks));
+  json_object_set_new(o, "threads", json_integer((json_int_t)threads));
+  json_object_set_new(o, "warmup", json_integer((json_int_t)ep->warmup));
+  json_object_set_new(o, "seed", json_integer((json_int_t)ep->seed));
+  json_object_set_new(o, "profile", json_string(scn->hardware.profile));
+  json_t *arr = json_array();
+  for (size_t k = 0; k < scn->training.n_sizes; k++) {
+    const dnn_meas_exec_result *m = &per[k];
+    const dnn_prediction *p = &ms[k].pred;
+    const dnn_breakdown *b = &p->breakdown;
+    json_t *so = json_object();
+    json_object_set_new(so, "image",
+                        json_integer((json_int_t)scn->training.sizes[k].size));
+    json_object_set_new(so, "probability",
+                        num(scn->training.sizes[k].probability));
+    json_object_set_new(so, "local_batch",
+                        json_integer((json_int_t)p->local_batch));
+    json_object_set_new(so, "copies",
+                        json_integer((json_int_t)p->techniques.copies));
+    json_object_set_new(so, "steps",
+                        json_integer((json_int_t)m->iteration.samples));
+    json_t *me = json_object();
+    bool ran = m->iteration.samples > 0;
+    json_object_set_new(me, "iteration_s",
+                        num(ran ? m->iteration.median_s : (double)NAN));
+    json_object_set_new(me, "ci_lo_s", num(m->iteration.ci_lo_s));
+    json_object_set_new(me, "ci_hi_s", num(m->iteration.ci_hi_s));
+    json_object_set_new(me, "mean_s", num(m->iteration.mean_s));
+    json_object_set_new(me, "forward_s", num(m->forward_s));
+    json_object_set_new(me, "backward_s", num(m->backward_s));
+    json_object_set_new(me, "comm_exposed_s", num(m->comm_exposed_s));
+    json_object_set_new(me, "optimizer_s", num(m->optimizer_s));
+    json_object_set_new(me, "other_s", num(m->other_s));
+    json_object_set_new(me, "glue_s", num(m->glue_s));
+    json_object_set_new(me, "grad_bytes", num(m->grad_bytes));
+    json_object_set_new(so, "measured", me);
+    json_t *pr = json_object();
+    json_object_set_new(pr, "iteration_s", num(p->iteration_s));
+    json_object_set_new(pr, "forward_s", num(b->forward_s));
+    json_object_set_new(pr, "backward_s", num(b->backward_s + b->recompute_s));
+    json_object_set_new(pr, "comm_exposed_s", num(b->comm_exposed_s));
+    json_object_set_new(pr, "optimizer_s", num(b->optimizer_s));
+    json_object_set_new(pr, "technique_iteration_s",
+                        num(pred->techniques.sizes[k].iteration_s));
+    json_object_set_new(so, "predicted", pr);
+    json_object_set_new(so, "relative_error",
+                        num(ran ? rel_err(p->iteration_s, m->iteration.median_s)
+                                : (double)NAN));
+    json_array_append_new(arr, so);
+  }
+  json_object_set_new(o, "sizes", arr);
+  mixed_cmp cm = mixed_compare(w, pred, ms, mx, r);
+  json_t *mo = json_object();
+  json_object_set_new(mo, "steps", json_integer((json_int_t)r->steps));
+  json_object_set_new(mo, "samples", num(r->samples));
+  json_object_set_new(mo, "dataset_size",
+                      json_integer((json_int_t)scn->training.dataset_size));
+  json_t *me = json_object();
+  json_object_set_new(me, "mean_step_s", num(cm.meas_mean_s));
+  json_object_set_new(me, "median_step_s", num(r->step.median_s));
+  json_object_set_new(me, "total_s", num(r->total_s));
+  json_object_set_new(me, "epoch_s", num(cm.meas_epoch_s));
+  json_object_set_new(mo, "measured", me);
+  json_t *pr = json_object();
+  json_object_set_new(pr, "mean_step_s", num(cm.pred_mean_s));
+  json_object_set_new(pr, "drawn_mean_step_s", num(cm.pred_drawn_s));
+  json_object_set_new(pr, "epoch_s", num(cm.pred_epoch_s));
+  json_object_set_new(pr, "drawn_epoch_s", num(cm.pred_drawn_epoch_s));
+  json_object_set_new(pr, "unique_samples_per_step",
+                      num(pred->techniques.unique_samples_per_step));
+  json_object_set_new(mo, "predicted", pr);
+  json_object_set_new(mo, "relative_error",
+                      num(rel_err(cm.pred_mean_s, cm.meas_mean_s)));
+  json_object_set_new(mo, "drawn_relative_error",
+                      num(rel_err(cm.pred_drawn_s, cm.meas_mean_s)));
+  json_object_set_new(mo, "epoch_relative_error",
+                      num(rel_err(cm.pred_epoch_s, cm.meas_epoch_s)));
+  json_object_set_new(mo, "drawn_epoch_relative_error",
+                      num(rel_err(cm.pred_drawn_epoch_s, cm.meas_epoch_s)));
+  json_t *sched = json_array();
+  for (size_t i = 0; i < r->steps; i++)
+    json_array_append_new(
+        sched, json_integer((json_int_t)scn->training
+                                .sizes[dnn_meas_exec_mixed_size_at(mx, i)]
+                                .size));
+  json_object_set_new(mo, "schedule", sched);
+  json_object_set_new(o, "mixed", mo);
+  return o;
+}
+
+/* ------------------------------------------------------------------------ */
 /* The command                                                              */
 /* ------------------------------------------------------------------------ */
+
+/* Real-time priority only around the run: MPI start-up and shutdown need
+ * mpirun's daemons, which real-time ranks would starve. */
+static bool realtime_on(bool want, bool root) {
+  struct sched_param rt = {.sched_priority = 10};
+  if (!want)
+    return false;
+  if (sched_setscheduler(0, SCHED_FIFO, &rt) == 0)
+    return true;
+  if (root)
+    fprintf(stderr,
+            "dnnsim: validate: note: --realtime: cannot set SCHED_FIFO (%s); "
+            "measuring at normal priority\n",
+            strerror(errno));
+  return false;
+}
+
+static void realtime_off(bool on) {
+  struct sched_param normal = {.sched_priority = 0};
+  if (on)
+    sched_setscheduler(0, SCHED_OTHER, &normal);
+}
+
+/* What the command line asked for. */
+typedef struct vopts {
+  size_t repeats, warmup, threads;
+  bool repeats_set, layers, realtime, accumulate;
+  cli_format format;
+} vopts;
+
+/* A mixed-size run and its comparison (every rank; rank 0 prints). */
+static dnn_status validate_mixed(const cli_world *w, const dnn_prediction *pred,
+                                 dnn_meas_mpi *mpi, const vopts *vo,
+                                 size_t ranks, bool root, int *rc,
+                                 dnn_error *err) {
+  size_t n = w->scn.training.n_sizes;
+  mixed_size *ms = dnn_calloc(n, sizeof *ms);
+  dnn_meas_exec_size *sz = dnn_calloc(n, sizeof *sz);
+  dnn_meas_exec_result *per = dnn_calloc(n, sizeof *per);
+  dnn_meas_exec_mixed *mx = NULL;
+  dnn_meas_exec_mixed_result r;
+  memset(&r, 0, sizeof r);
+  dnn_status st = DNN_OK;
+  if (!ms || !sz || !per)
+    st = DNN_FAIL(err, DNN_ENOMEM, "out of memory");
+  if (st == DNN_OK)
+    st = mixed_sizes(w, ms, sz, err);
+  dnn_meas_exec_params ep = exec_params(&w->scn, pred);
+  ep.threads = vo->threads;
+  ep.warmup = vo->warmup;
+  ep.accumulate = vo->accumulate;
+  ep.repeats = vo->repeats_set         ? vo->repeats
+               : w->scn.training.steps ? w->scn.training.steps
+                                       : 60;
+  if (st == DNN_OK && ep.repeats > 1000000)
+    st = DNN_FAIL(err, DNN_EINVAL,
+                  "[training] steps = %zu: a mixed run of at most 1000000 "
+                  "steps (set --repeats)",
+                  ep.repeats);
+  /* Every rank got this far with the same status (same files). */
+  if (st == DNN_OK)
+    st = dnn_meas_exec_mixed_alloc(sz, n, &ep, mpi, &mx, err);
+  bool rt = st == DNN_OK && realtime_on(vo->realtime, root);
+  if (st == DNN_OK)
+    st = dnn_meas_exec_mixed_run(mx, &r, per, err);
+  realtime_off(rt);
+  alarm(0);
+  if (st == DNN_OK && root) {
+    if (vo->format == CLI_FORMAT_JSON)
+      *rc = cli_print_json(
+          mixed_json(w, pred, ms, mx, &r, per, &ep, ranks, vo->threads));
+    else
+      mixed_table(w, pred, ms, mx, &r, per, &ep, ranks, vo->threads);
+  }
+  dnn_meas_exec_mixed_free(mx);
+  for (size_t k = 0; ms && k < n; k++)
+    dnn_net_free(ms[k].net);
+  dnn_free(ms);
+  dnn_free(sz);
+  dnn_free(per);
+  return st;
+}
 
 static void on_alarm(int sig) {
   (void)sig;
@@ -487,6 +880,7 @@ int cli_cmd_validate(int argc, char **argv) {
   cli_scn_opts o = {.engine = -1};
   size_t repeats = 10, warmup = 2, threads = 1, timeout = 600;
   bool layers = false, realtime = false, accumulate = true;
+  bool repeats_set = false;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
     if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
@@ -496,6 +890,7 @@ int cli_cmd_validate(int argc, char **argv) {
       if (!parse_count(v, &repeats, false))
         return cli_usage_error("validate", "--repeats needs a positive "
                                            "integer");
+      repeats_set = true;
       i++;
     } else if (strcmp(a, "--warmup") == 0 && v) {
       if (!parse_count(v, &warmup, true))
@@ -610,26 +1005,23 @@ int cli_cmd_validate(int argc, char **argv) {
             "CPUs if they run on this host: each rank then gets part of a "
             "core, and its profile must say so (docs/validation.md)\n",
             ranks, threads, threads == 1 ? "" : "s", si.cpus);
-  st = dnn_meas_exec_alloc(w.net, &ep, mpi, &x, &err);
-  /* Real-time priority only around the run: MPI start-up and shutdown
-   * need mpirun's daemons, which real-time ranks would starve. */
-  struct sched_param rt = {.sched_priority = 10},
-                     normal = {.sched_priority = 0};
-  bool rt_on = false;
-  if (st == DNN_OK && realtime) {
-    rt_on = sched_setscheduler(0, SCHED_FIFO, &rt) == 0;
-    if (!rt_on && root)
-      fprintf(stderr,
-              "dnnsim: validate: note: --realtime: cannot set "
-              "SCHED_FIFO (%s); measuring at normal priority\n",
-              strerror(errno));
+  int rc = CLI_EXIT_OK;
+  if (w.scn.training.n_sizes > 0) {
+    vopts vo = {repeats, warmup,   threads,    repeats_set,
+                layers,  realtime, accumulate, o.format};
+    st = validate_mixed(&w, &pred, mpi, &vo, ranks, root, &rc, &err);
+    if (st)
+      rc = root ? cli_fail(&err, st) : cli_exit_code(st);
+    cli_world_free(&w);
+    dnn_meas_mpi_finalize(mpi);
+    return rc;
   }
+  st = dnn_meas_exec_alloc(w.net, &ep, mpi, &x, &err);
+  bool rt_on = st == DNN_OK && realtime_on(realtime, root);
   if (st == DNN_OK)
     st = dnn_meas_exec_run(x, &res, &err);
-  if (rt_on)
-    sched_setscheduler(0, SCHED_OTHER, &normal);
+  realtime_off(rt_on);
   alarm(0);
-  int rc = CLI_EXIT_OK;
   if (st) {
     rc = root ? cli_fail(&err, st) : cli_exit_code(st);
   } else if (root) {

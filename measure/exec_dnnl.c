@@ -113,6 +113,12 @@ size_t dnn__xeng_params_count(const dnn__xeng *e) {
   (void)e;
   return 0;
 }
+dnn_status dnn__xeng_share_params(dnn__xeng *e, const dnn__xeng *owner,
+                                  dnn_error *err) {
+  (void)e;
+  (void)owner;
+  return DNN_FAIL(err, DNN_EUNSUPPORTED, "no oneDNN");
+}
 size_t dnn__xeng_n_in(const dnn__xeng *e) {
   (void)e;
   return 0;
@@ -257,6 +263,7 @@ typedef struct xop {
   /* Plain C operations: a (input), b (output), c (mask) and sizes. */
   xbuf *a, *b, *c;
   size_t rows, cols;
+  size_t per, span; /* loss rows of a sample, and of its copies */
   double p;
 } xop;
 
@@ -315,9 +322,10 @@ struct dnn__xeng {
   size_t n_prims, cap_prims;
   dnnl_primitive_desc_t *pds;
   size_t n_pds, cap_pds;
-  void *raw; /* flat parameter storage, unaligned */
+  void *raw; /* flat parameter storage, unaligned (NULL: shared) */
   float *W, *G, *M, *V;
   size_t nflat;
+  size_t stride; /* floats from W to G (and G to M, M to V) */
   size_t params; /* the model's parameter count */
   void *scratch_raw;
   void *scratch;
@@ -1359,6 +1367,7 @@ static dnn_status parameters(dnn__xeng *e, dnn_error *err) {
     return nomem(err);
   float *base = (float *)(((uintptr_t)e->raw + 63) & ~(uintptr_t)63);
   size_t stride = align16(total ? total : 16);
+  e->stride = stride;
   e->W = base;
   e->G = base + stride;
   e->M = arrays >= 3 ? base + 2 * stride : NULL;
@@ -1637,15 +1646,18 @@ static dnn_status layer_ops(dnn__xeng *e, xlayer *X, dnn_error *err) {
   TRY(kernel_ops(e, X, X->fpd, X->fprim, true, false, &X->run[DNN_PASS_FWD][0],
                  err));
   if (l->kind == DNN_LAYER_SOFTMAX_XENT) {
-    size_t rows = e->p.mbs, cols = l->in.dim[l->in.rank - 1];
+    size_t per = 1, cols = l->in.dim[l->in.rank - 1];
     for (size_t k = 0; k < l->in.rank - 1; k++)
-      rows *= l->in.dim[k];
+      per *= l->in.dim[k];
     xop op;
     memset(&op, 0, sizeof op);
     op.kind = OP_XENT_FWD;
     op.a = e->t[l->index].act;
-    op.rows = rows;
+    op.rows = e->p.mbs * per;
     op.cols = cols;
+    /* The copies of a sample share its labels. */
+    op.per = per;
+    op.span = per * e->p.copies;
     TRY(list_add(&X->run[DNN_PASS_FWD][0], &op, err));
     size_t j = l->inputs[0];
     if (l->needs_input_grad && e->t[j].needs_grad) {
@@ -1679,11 +1691,97 @@ fail:
   return st;
 }
 
+/* ---- Batch augmentation ------------------------------------------------- */
+
+/* Runs a one-off reorder `from` -> `to` (set-up, not timed). */
+static dnn_status reorder_once(dnn__xeng *e, const dnnl_memory_desc_t *fmd,
+                               dnnl_memory_t from,
+                               const dnnl_memory_desc_t *tmd, dnnl_memory_t to,
+                               dnn_error *err) {
+  dnn_status st = DNN_OK;
+  dnnl_primitive_desc_t pd = NULL;
+  dnnl_primitive_t prim = NULL;
+  TRY_DNNL(
+      dnnl_reorder_primitive_desc_create(&pd, fmd, e->eng, tmd, e->eng, NULL),
+      "reorder_primitive_desc_create");
+  TRY_DNNL(dnnl_primitive_create(&prim, pd), "primitive_create");
+  dnnl_exec_arg_t args[2] = {{DNNL_ARG_FROM, from}, {DNNL_ARG_TO, to}};
+  TRY_DNNL(dnnl_primitive_execute(prim, e->stream, 2, args),
+           "primitive_execute");
+  TRY_DNNL(dnnl_stream_wait(e->stream), "stream_wait");
+fail:
+  if (prim)
+    dnnl_primitive_destroy(prim);
+  if (pd)
+    dnnl_primitive_desc_destroy(pd);
+  return st;
+}
+
+/* In a plain batch of n samples of `floats` each (dims d, batch first),
+ * sample k becomes a copy of the first of its group of `copies`, mirrored
+ * along the last axis when k is an odd copy of an image (rank 4): the
+ * augmented copies of batch augmentation, made once. */
+static void copy_samples(float *x, size_t n, size_t floats, int nd,
+                         const int64_t *d, size_t copies) {
+  size_t w = nd == 4 ? (size_t)d[3] : 0;
+  for (size_t k = 0; k < n; k++) {
+    size_t j = k % copies;
+    if (j == 0)
+      continue;
+    const float *src = x + (k - j) * floats;
+    float *dst = x + k * floats;
+    if (j % 2 == 1 && w > 1) {
+      for (size_t r = 0; r < floats / w; r++)
+        for (size_t c = 0; c < w; c++)
+          dst[r * w + c] = src[r * w + (w - 1 - c)];
+    } else {
+      memcpy(dst, src, floats * sizeof *dst);
+    }
+  }
+}
+
+/* The stage's input data (filled at random) as groups of copies. */
+static dnn_status augment_inputs(dnn__xeng *e, dnn_error *err) {
+  dnn_status st = DNN_OK;
+  if (e->p.copies <= 1)
+    return DNN_OK;
+  for (size_t j = e->p.first; j < e->last && st == DNN_OK; j++) {
+    const xtensor *t = &e->t[j];
+    if (!t->deferred || t->act == NULL)
+      continue;
+    const dnnl_memory_desc_t *md = &t->act->md;
+    dnnl_memory_desc_t plain = md_plain(md);
+    size_t n = (size_t)md->dims[0], bytes = dnnl_memory_desc_get_size(&plain);
+    size_t floats = bytes / sizeof(float) / (n ? n : 1);
+    bool is_plain = md_is_plain(md);
+    for (size_t k = 0; k < t->act->n && st == DNN_OK; k++) {
+      dnnl_memory_t m = t->act->m[k], tmp = NULL;
+      if (!is_plain) {
+        TRY_DNNL(dnnl_memory_create(&tmp, &plain, e->eng, DNNL_MEMORY_ALLOCATE),
+                 "memory_create");
+        st = reorder_once(e, md, m, &plain, tmp, err);
+      }
+      void *ptr = NULL;
+      if (st == DNN_OK &&
+          dnnl_memory_get_data_handle(tmp ? tmp : m, &ptr) != dnnl_success)
+        st = DNN_FAIL(err, DNN_ETOOLFAIL, "oneDNN get_data_handle failed");
+      if (st == DNN_OK)
+        copy_samples(ptr, n, floats, md->ndims, md->dims, e->p.copies);
+      if (st == DNN_OK && tmp)
+        st = reorder_once(e, &plain, tmp, md, m, err);
+      if (tmp)
+        dnnl_memory_destroy(tmp);
+    }
+  }
+fail:
+  return st;
+}
+
 dnn_status dnn__xeng_alloc(const dnn__xeng_params *p, dnn__xeng **out,
                            dnn_error *err) {
   *out = NULL;
   DNN_ASSERT(p->slots >= 1 && p->slots <= DNN__XENG_MAX_SLOTS);
-  DNN_ASSERT(p->count >= 1 && p->mbs >= 1);
+  DNN_ASSERT(p->count >= 1 && p->mbs >= 1 && p->copies >= 1);
   dnn__xeng *e = dnn_calloc(1, sizeof *e);
   if (e == NULL)
     return nomem(err);
@@ -1766,6 +1864,7 @@ dnn_status dnn__xeng_alloc(const dnn__xeng_params *p, dnn__xeng **out,
     if (t->send)
       TRY(add_reorder(e, &t->pack, t->act, t->send, err));
   }
+  TRY(augment_inputs(e, err));
   *out = e;
   return DNN_OK;
 fail:
@@ -1828,6 +1927,13 @@ static unsigned long long rng_next(unsigned long long *s) {
   return *s * 2685821657736338717ULL;
 }
 
+/* The label of loss row r: a hash of the row of the sample whose copy it
+ * is (rows r and r + k per, k < copies, of one copy group share it). */
+static size_t label_of(const xop *op, size_t r) {
+  size_t key = r / op->span * op->per + r % op->per;
+  return (key * 2654435761u + 12345u) % op->cols;
+}
+
 static dnn_status run_op(dnn__xeng *e, const xop *op, size_t slot,
                          dnn_error *err) {
   dnn_status st = DNN_OK;
@@ -1845,7 +1951,7 @@ static dnn_status run_op(dnn__xeng *e, const xop *op, size_t slot,
     const float *prob = ptr_of(op->a, slot);
     double loss = 0;
     for (size_t r = 0; r < op->rows; r++) {
-      size_t c = (r * 2654435761u + 12345u) % op->cols;
+      size_t c = label_of(op, r);
       double q = (double)prob[r * op->cols + c];
       loss -= log(q > 1e-30 ? q : 1e-30);
     }
@@ -1861,7 +1967,7 @@ static dnn_status run_op(dnn__xeng *e, const xop *op, size_t slot,
     for (size_t q = 0; q < n; q++)
       dx[q] = prob[q] * inv;
     for (size_t r = 0; r < op->rows; r++)
-      dx[r * op->cols + (r * 2654435761u + 12345u) % op->cols] -= inv;
+      dx[r * op->cols + label_of(op, r)] -= inv;
     break;
   }
   case OP_DROP_FWD:
@@ -1973,6 +2079,43 @@ size_t dnn__xeng_params_count(const dnn__xeng *e) {
 }
 
 /* ---- Boundaries ---------------------------------------------------------- */
+
+dnn_status dnn__xeng_share_params(dnn__xeng *e, const dnn__xeng *owner,
+                                  dnn_error *err) {
+  dnn_status st = DNN_OK;
+  if (e->p.optimizer != owner->p.optimizer || e->nflat > owner->stride)
+    return DNN_FAIL(err, DNN_EINVAL,
+                    "cannot share parameters: %zu floats (optimizer %d) in "
+                    "storage for %zu (optimizer %d)",
+                    e->nflat, e->p.optimizer, owner->stride,
+                    owner->p.optimizer);
+  /* Every parameter memory is a view at an offset of W or G. */
+  for (size_t i = e->p.first; i < e->last; i++) {
+    xlayer *X = &e->layers[i];
+    xbuf *bufs[4] = {X->w, X->b, X->gw, X->gb};
+    const float *old[4] = {e->W, e->W, e->G, e->G};
+    float *now[4] = {owner->W, owner->W, owner->G, owner->G};
+    for (size_t k = 0; k < 4; k++) {
+      if (bufs[k] == NULL)
+        continue;
+      void *ptr = NULL;
+      TRY_DNNL(dnnl_memory_get_data_handle(bufs[k]->m[0], &ptr),
+               "get_data_handle");
+      size_t off = (size_t)((const float *)ptr - old[k]);
+      TRY_DNNL(dnnl_memory_set_data_handle(bufs[k]->m[0], now[k] + off),
+               "set_data_handle");
+    }
+  }
+  dnn_free(e->raw);
+  e->raw = NULL;
+  e->W = owner->W;
+  e->G = owner->G;
+  e->M = owner->M;
+  e->V = owner->V;
+  e->stride = owner->stride;
+fail:
+  return st;
+}
 
 size_t dnn__xeng_n_in(const dnn__xeng *e) {
   return e->n_in;

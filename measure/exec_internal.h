@@ -26,7 +26,9 @@ typedef struct dnn__xeng dnn__xeng;
 typedef struct dnn__xeng_params {
   const dnn_net *net;
   size_t first, count; /* the stage's layers [first, first + count) */
-  size_t mbs;          /* samples per micro-batch */
+  size_t mbs;          /* samples per micro-batch (copies included) */
+  size_t copies;       /* consecutive samples that are copies of one (batch
+                          augmentation; the loss's labels follow), >= 1 */
   size_t slots;        /* micro-batches whose activations are kept at once */
   int optimizer;       /* dnn_meas_exec_optimizer */
   double lr;           /* learning rate of the update */
@@ -77,6 +79,17 @@ void dnn__xeng_grad_range(const dnn__xeng *e, size_t lo, size_t hi, size_t *off,
 /* Parameters the stage holds (the model's count) and the floats of its
  * buffers (with oneDNN's padding of blocked layouts). */
 size_t dnn__xeng_params_count(const dnn__xeng *e);
+
+/*
+ * Makes `e` use `owner`'s parameter, gradient and optimizer-state storage
+ * instead of its own (which it frees): the engines of one network at
+ * several sizes train one set of weights. Their layouts may differ; what
+ * counts for timing is that every size reads and writes the same memory.
+ * DNN_EINVAL when `e`'s buffers do not fit in `owner`'s or their
+ * optimizers differ; DNN_ETOOLFAIL from oneDNN. `owner` must outlive `e`.
+ */
+dnn_status dnn__xeng_share_params(dnn__xeng *e, const dnn__xeng *owner,
+                                  dnn_error *err);
 
 /* ---- Pipeline boundaries ------------------------------------------------- */
 

@@ -78,6 +78,7 @@ dnn_meas_exec_params dnn_meas_exec_default_params(void) {
   p.confidence = 0.95;
   p.seed = 0x5eed;
   p.accumulate = true;
+  p.copies = 1;
   return p;
 }
 
@@ -105,6 +106,10 @@ dnn_status dnn_meas_exec_params_check(const dnn_meas_exec_params *p,
                     p->pipeline, L);
   if (p->microbatches < 1)
     return DNN_FAIL(err, DNN_EINVAL, "executor: microbatches must be >= 1");
+  if (p->copies < 1 || p->copies > DNN_MEAS_EXEC_MAX_COPIES)
+    return DNN_FAIL(err, DNN_EINVAL,
+                    "executor: copies must be in [1, %d], not %zu",
+                    DNN_MEAS_EXEC_MAX_COPIES, p->copies);
   if (p->batch == 0 || p->batch % (p->data * p->microbatches) != 0)
     return DNN_FAIL(err, DNN_EINVAL,
                     "executor: the batch %zu is not a multiple of data x "
@@ -466,15 +471,21 @@ dnn_status dnn_meas_exec_alloc(const dnn_net *net,
     x->first = x->L * x->stage / p->pipeline;
     x->count = x->L * (x->stage + 1) / p->pipeline - x->first;
   }
-  x->mbs = p->batch / (p->data * p->microbatches);
+  x->mbs = p->batch / (p->data * p->microbatches) * p->copies;
   x->slots = slots_of(p, x->stage);
   x->threads_prev = dnn__xeng_threads(p->threads);
 #if DNNSIM_HAVE_MPI
   x->dp = MPI_COMM_NULL;
 #endif
-  dnn__xeng_params ep = {
-      net,      x->first,          x->count, x->mbs,
-      x->slots, (int)p->optimizer, p->lr,    p->seed + 1000003ULL * x->stage};
+  dnn__xeng_params ep = {net,
+                         x->first,
+                         x->count,
+                         x->mbs,
+                         p->copies,
+                         x->slots,
+                         (int)p->optimizer,
+                         p->lr,
+                         p->seed + 1000003ULL * x->stage};
   st = dnn__xeng_alloc(&ep, &x->eng, err);
   if (st == DNN_OK)
     st = make_buckets(x, err);
@@ -805,36 +816,65 @@ static double median_of(const double *v, size_t n, size_t stride, double *tmp) {
   return n % 2 ? tmp[n / 2] : 0.5 * (tmp[n / 2 - 1] + tmp[n / 2]);
 }
 
-dnn_status dnn_meas_exec_run(dnn_meas_exec *x, dnn_meas_exec_result *out,
-                             dnn_error *err) {
-  memset(out, 0, sizeof *out);
-  size_t R = x->p.repeats, L = x->L, P = DNN_PASS_COUNT;
-  double comp[C_COUNT];
+/* `n` untimed iterations. */
+static dnn_status warm(dnn_meas_exec *x, size_t n, dnn_error *err) {
+  size_t LP = x->L * DNN_PASS_COUNT;
+  double comp[C_COUNT], it;
   dnn_status st = DNN_OK;
+  if (n == 0)
+    return DNN_OK;
+  double *lt = dnn_calloc(LP, sizeof *lt);
+  if (lt == NULL)
+    return DNN_FAIL(err, DNN_ENOMEM, "out of memory running the executor");
+  for (size_t r = 0; r < n && st == DNN_OK; r++) {
+    memset(lt, 0, LP * sizeof *lt);
+    st = iteration(x, comp, lt, &it, err);
+  }
+  dnn_free(lt);
+  return st;
+}
+
+/* Timed iteration r (< repeats) into the per-repeat arrays. */
+static dnn_status timed(dnn_meas_exec *x, size_t r, dnn_error *err) {
+  size_t LP = x->L * DNN_PASS_COUNT;
+  DNN_ASSERT(r < x->p.repeats);
+  return iteration(x, &x->comp[r * C_COUNT], &x->layer_t[r * LP], &x->iter[r],
+                   err);
+}
+
+/*
+ * The statistics of the first R timed iterations (collective, R >= 1 on
+ * every rank), after `st` (a rank's failure so far, agreed on first):
+ * per-rank medians, the slowest rank's iteration per repeat, the
+ * critical rank, per-layer medians.
+ */
+static dnn_status summarise(dnn_meas_exec *x, size_t R, dnn_status st,
+                            dnn_meas_exec_result *out, dnn_error *err) {
+  memset(out, 0, sizeof *out);
+  size_t L = x->L, P = DNN_PASS_COUNT;
   double *scratch = dnn_calloc(L * P + R + 1, sizeof *scratch);
   double *tmp = dnn_calloc(R + 1, sizeof *tmp);
-  double *maxit = dnn_calloc(R, sizeof *maxit);
-  if (!scratch || !tmp || !maxit) {
+  double *maxit = dnn_calloc(R + 1, sizeof *maxit);
+  if (st == DNN_OK && (!scratch || !tmp || !maxit))
     st = DNN_FAIL(err, DNN_ENOMEM, "out of memory running the executor");
+  if (st == DNN_OK && x->rank_info == NULL) {
+    x->rank_info = dnn_calloc(x->ranks * INFO, sizeof *x->rank_info);
+    if (x->rank_info == NULL)
+      st = DNN_FAIL(err, DNN_ENOMEM, "out of memory running the executor");
+  }
+#if DNNSIM_HAVE_MPI
+  if (x->use_mpi)
+    st = agree(st, x->rank, err);
+#endif
+  if (st)
     goto done;
-  }
-  memset(x->layer_t, 0, R * L * P * sizeof *x->layer_t);
-  for (size_t r = 0; r < x->p.warmup && st == DNN_OK; r++) {
-    double it;
-    memset(scratch, 0, L * P * sizeof *scratch);
-    st = iteration(x, comp, scratch, &it, err);
-  }
-  for (size_t r = 0; r < R && st == DNN_OK; r++)
-    st = iteration(x, &x->comp[r * C_COUNT], &x->layer_t[r * L * P],
-                   &x->iter[r], err);
   for (size_t k = 0; k < R * L * P; k++)
     x->layer_t[k] /= dnn__d(x->p.microbatches);
   double med[C_COUNT + 1];
-  for (size_t c = 0; st == DNN_OK && c < C_COUNT; c++)
+  for (size_t c = 0; c < C_COUNT; c++)
     med[c] = median_of(x->comp + c, R, C_COUNT, tmp);
-  if (st == DNN_OK)
-    med[C_COUNT] = median_of(x->iter, R, 1, tmp);
-  for (size_t k = 0; st == DNN_OK && k < L * P; k++)
+  med[C_COUNT] = median_of(x->iter, R, 1, tmp);
+  for (size_t k = 0; k < L * P; k++)
     x->layer_md[k] = median_of(x->layer_t + k, R, L * P, tmp);
   memcpy(maxit, x->iter, R * sizeof *maxit);
   size_t crit = 0;
@@ -847,18 +887,9 @@ dnn_status dnn_meas_exec_run(dnn_meas_exec *x, dnn_meas_exec_result *out,
   dnn__xeng_grads(x->eng, &nflat);
   size_t params = dnn__xeng_params_count(x->eng);
   info[C_COUNT + 3] = params ? dnn__d(nflat) * 4.0 / dnn__d(params) : 0;
-  if (x->rank_info == NULL)
-    x->rank_info = dnn_calloc(x->ranks * INFO, sizeof *x->rank_info);
-  if (x->rank_info == NULL) {
-    st = DNN_FAIL(err, DNN_ENOMEM, "out of memory running the executor");
-    goto done;
-  }
   memcpy(x->rank_info, info, sizeof info);
 #if DNNSIM_HAVE_MPI
   if (x->use_mpi) {
-    st = agree(st, x->rank, err);
-    if (st)
-      goto done;
     /* The iteration is the slowest rank's; the critical rank has the
      * largest median. */
     int rc = MPI_Allreduce(x->iter, maxit, (int)R, MPI_DOUBLE, MPI_MAX,
@@ -888,8 +919,6 @@ dnn_status dnn_meas_exec_run(dnn_meas_exec *x, dnn_meas_exec_result *out,
     }
   }
 #endif
-  if (st)
-    goto done;
   st = dnn_meas_stats_compute(maxit, R, x->p.confidence, &out->iteration, err);
   if (st)
     goto done;
@@ -910,11 +939,251 @@ dnn_status dnn_meas_exec_run(dnn_meas_exec *x, dnn_meas_exec_result *out,
   out->buckets = (size_t)info[C_COUNT + 2];
   out->forced_allreduce = x->forced;
   out->bytes_per_param = info[C_COUNT + 3];
+  out->copies = x->p.copies;
 done:
   dnn_free(scratch);
   dnn_free(tmp);
   dnn_free(maxit);
   return st;
+}
+
+dnn_status dnn_meas_exec_run(dnn_meas_exec *x, dnn_meas_exec_result *out,
+                             dnn_error *err) {
+  size_t R = x->p.repeats;
+  memset(x->layer_t, 0, R * x->L * DNN_PASS_COUNT * sizeof *x->layer_t);
+  dnn_status st = warm(x, x->p.warmup, err);
+  for (size_t r = 0; r < R && st == DNN_OK; r++)
+    st = timed(x, r, err);
+  return summarise(x, R, st, out, err);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Mixed-size runs                                                          */
+/* ------------------------------------------------------------------------ */
+
+struct dnn_meas_exec_mixed {
+  size_t n;          /* sizes */
+  dnn_meas_exec **x; /* one executor per size */
+  dnn_meas_exec_size *sizes;
+  size_t steps, warmup; /* timed steps of the schedule; warm-up per size */
+  size_t *sched;        /* steps: the size of each */
+  double *step_s;       /* steps: this rank's times, then the slowest's */
+  size_t *done;         /* per size: its timed steps so far */
+  double confidence;
+  bool use_mpi;
+  size_t rank;
+};
+
+/* splitmix64 (Steele, Lea and Flood, OOPSLA 2014): one 64-bit state, a
+ * full-period stream whose outputs pass BigCrush; here it only has to be
+ * the same on every rank. */
+static unsigned long long splitmix64(unsigned long long *s) {
+  unsigned long long z = (*s += 0x9e3779b97f4a7c15ULL);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  return z ^ (z >> 31);
+}
+
+dnn_status dnn_meas_exec_size_schedule(const double *prob, size_t n,
+                                       unsigned long long seed, size_t steps,
+                                       size_t *out, dnn_error *err) {
+  if (n == 0)
+    return DNN_FAIL(err, DNN_EINVAL,
+                    "a mixed-size run needs at least one "
+                    "size");
+  double total = 0;
+  for (size_t k = 0; k < n; k++) {
+    if (!(prob[k] > 0) || !isfinite(prob[k]))
+      return DNN_FAIL(err, DNN_EINVAL,
+                      "size %zu: probability must be > 0 and finite, not %g", k,
+                      prob[k]);
+    total += prob[k];
+  }
+  unsigned long long st = seed;
+  for (size_t i = 0; i < steps; i++) {
+    /* Uniform in [0, 1) from the top 53 bits; the inverse CDF. */
+    double u = dnn__d((size_t)(splitmix64(&st) >> 11)) * 0x1p-53 * total;
+    size_t k = 0;
+    double cum = prob[0];
+    while (k + 1 < n && u >= cum)
+      cum += prob[++k];
+    out[i] = k;
+  }
+  return DNN_OK;
+}
+
+/* Parameters of the network `net` (the sizes must agree on them). */
+static size_t net_params(const dnn_net *net) {
+  size_t total = 0;
+  for (size_t i = 0; i < dnn_net_layer_count(net); i++)
+    total += dnn_net_layer(net, i)->params;
+  return total;
+}
+
+dnn_status dnn_meas_exec_mixed_alloc(const dnn_meas_exec_size *sizes, size_t n,
+                                     const dnn_meas_exec_params *p,
+                                     dnn_meas_mpi *mpi,
+                                     dnn_meas_exec_mixed **out,
+                                     dnn_error *err) {
+  *out = NULL;
+  dnn_status st = DNN_OK;
+  if (n == 0)
+    return DNN_FAIL(err, DNN_EINVAL,
+                    "a mixed-size run needs at least one "
+                    "size");
+  size_t L = dnn_net_layer_count(sizes[0].net), W = net_params(sizes[0].net);
+  for (size_t k = 1; k < n; k++)
+    if (dnn_net_layer_count(sizes[k].net) != L || net_params(sizes[k].net) != W)
+      return DNN_FAIL(err, DNN_EINVAL,
+                      "size %zu px: its network has %zu layers and %zu "
+                      "parameters, the one at %zu px %zu and %zu: a mixed-"
+                      "size run trains one network",
+                      sizes[k].image, dnn_net_layer_count(sizes[k].net),
+                      net_params(sizes[k].net), sizes[0].image, L, W);
+  dnn_meas_exec_mixed *mx = dnn_calloc(1, sizeof *mx);
+  if (mx == NULL)
+    return DNN_FAIL(err, DNN_ENOMEM, "out of memory building the executor");
+  mx->n = n;
+  mx->steps = p->repeats;
+  mx->warmup = p->warmup;
+  mx->confidence = p->confidence;
+  mx->use_mpi = mpi != NULL;
+  mx->rank = mpi ? dnn_meas_mpi_rank(mpi) : 0;
+  mx->x = dnn_calloc(n, sizeof *mx->x);
+  mx->sizes = dnn_calloc(n, sizeof *mx->sizes);
+  mx->done = dnn_calloc(n, sizeof *mx->done);
+  mx->sched = dnn_calloc(mx->steps ? mx->steps : 1, sizeof *mx->sched);
+  mx->step_s = dnn_calloc(mx->steps ? mx->steps : 1, sizeof *mx->step_s);
+  double *prob = dnn_calloc(n, sizeof *prob);
+  if (!mx->x || !mx->sizes || !mx->done || !mx->sched || !mx->step_s || !prob) {
+    st = DNN_FAIL(err, DNN_ENOMEM, "out of memory building the executor");
+    goto fail;
+  }
+  memcpy(mx->sizes, sizes, n * sizeof *sizes);
+  for (size_t k = 0; k < n; k++)
+    prob[k] = sizes[k].probability;
+  if ((st = dnn_meas_exec_size_schedule(prob, n, p->seed, mx->steps, mx->sched,
+                                        err)))
+    goto fail;
+  /* One executor per size (collective: every rank builds them in the same
+   * order), then one parameter storage for all: the largest. */
+  size_t owner = 0, most = 0;
+  for (size_t k = 0; k < n; k++) {
+    dnn_meas_exec_params pk = *p;
+    pk.batch = sizes[k].batch;
+    pk.copies = sizes[k].copies;
+    if ((st = dnn_meas_exec_alloc(sizes[k].net, &pk, mpi, &mx->x[k], err))) {
+      dnn_error_prefix(err, "size %zu px (batch %zu, %zu copies)",
+                       sizes[k].image, sizes[k].batch, sizes[k].copies);
+      goto fail;
+    }
+    size_t nf = 0;
+    dnn__xeng_grads(mx->x[k]->eng, &nf);
+    if (k == 0 || nf > most)
+      owner = k, most = nf;
+  }
+  for (size_t k = 0; k < n && st == DNN_OK; k++)
+    if (k != owner)
+      st = dnn__xeng_share_params(mx->x[k]->eng, mx->x[owner]->eng, err);
+#if DNNSIM_HAVE_MPI
+  if (mx->use_mpi)
+    st = agree(st, mx->rank, err);
+#endif
+  if (st)
+    goto fail;
+  dnn_free(prob);
+  *out = mx;
+  return DNN_OK;
+fail:
+  dnn_free(prob);
+  dnn_meas_exec_mixed_free(mx);
+  return st;
+}
+
+void dnn_meas_exec_mixed_free(dnn_meas_exec_mixed *mx) {
+  if (mx == NULL)
+    return;
+  /* In reverse order of allocation, so that the oneDNN thread count each
+   * restores is the one before the first (an engine that borrows the
+   * owner's parameters frees none of them). */
+  for (size_t k = mx->n; mx->x && k-- > 0;)
+    dnn_meas_exec_free(mx->x[k]);
+  dnn_free(mx->x);
+  dnn_free(mx->sizes);
+  dnn_free(mx->done);
+  dnn_free(mx->sched);
+  dnn_free(mx->step_s);
+  dnn_free(mx);
+}
+
+dnn_status dnn_meas_exec_mixed_run(dnn_meas_exec_mixed *mx,
+                                   dnn_meas_exec_mixed_result *out,
+                                   dnn_meas_exec_result *per_size,
+                                   dnn_error *err) {
+  memset(out, 0, sizeof *out);
+  if (per_size)
+    memset(per_size, 0, mx->n * sizeof *per_size);
+  dnn_status st = DNN_OK;
+  for (size_t k = 0; k < mx->n; k++) {
+    dnn_meas_exec *x = mx->x[k];
+    mx->done[k] = 0;
+    memset(x->layer_t, 0,
+           x->p.repeats * x->L * DNN_PASS_COUNT * sizeof *x->layer_t);
+  }
+  /* Each size warms up on its own (first-touch of its buffers), then the
+   * schedule runs; a step's time is its executor's iteration. */
+  for (size_t k = 0; k < mx->n && st == DNN_OK; k++)
+    st = warm(mx->x[k], mx->warmup, err);
+  for (size_t i = 0; i < mx->steps && st == DNN_OK; i++) {
+    size_t k = mx->sched[i];
+    dnn_meas_exec *x = mx->x[k];
+    size_t r = mx->done[k]++;
+    st = timed(x, r, err);
+    mx->step_s[i] = x->iter[r];
+  }
+  /* Each drawn size's statistics (collective; every rank drew the same
+   * schedule, so the same sizes take part). */
+  for (size_t k = 0; k < mx->n; k++) {
+    if (mx->done[k] == 0)
+      continue;
+    dnn_meas_exec_result r;
+    st = summarise(mx->x[k], mx->done[k], st, &r, err);
+    if (per_size)
+      per_size[k] = r;
+  }
+#if DNNSIM_HAVE_MPI
+  if (mx->use_mpi) {
+    st = agree(st, mx->rank, err);
+    if (st == DNN_OK && mx->steps > 0) {
+      int rc = MPI_Allreduce(MPI_IN_PLACE, mx->step_s, (int)mx->steps,
+                             MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
+      if (rc != MPI_SUCCESS)
+        st = mpi_fail(err, rc, "reducing the mixed run's step times");
+    }
+  }
+#endif
+  if (st)
+    return st;
+  out->steps = mx->steps;
+  for (size_t i = 0; i < mx->steps; i++) {
+    out->total_s += mx->step_s[i];
+    out->samples += dnn__d(mx->sizes[mx->sched[i]].batch);
+  }
+  if (mx->steps > 0)
+    st = dnn_meas_stats_compute(mx->step_s, mx->steps, mx->confidence,
+                                &out->step, err);
+  return st;
+}
+
+const dnn_meas_exec *dnn_meas_exec_mixed_exec(const dnn_meas_exec_mixed *mx,
+                                              size_t k) {
+  DNN_ASSERT(k < mx->n);
+  return mx->x[k];
+}
+
+size_t dnn_meas_exec_mixed_size_at(const dnn_meas_exec_mixed *mx, size_t step) {
+  DNN_ASSERT(step < mx->steps);
+  return mx->sched[step];
 }
 
 /* ------------------------------------------------------------------------ */

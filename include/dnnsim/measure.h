@@ -647,6 +647,9 @@ typedef enum dnn_meas_exec_optimizer {
   DNN_MEAS_EXEC_ADAM      /* two moments, bias-corrected */
 } dnn_meas_exec_optimizer;
 
+/* Most augmented copies of a sample the executor computes. */
+#define DNN_MEAS_EXEC_MAX_COPIES 1024
+
 /* What the executor runs. */
 typedef struct dnn_meas_exec_params {
   size_t data;         /* data-parallel replicas, >= 1 */
@@ -673,11 +676,16 @@ typedef struct dnn_meas_exec_params {
                               gradients to the buffer (training); false overwrites
                               them, to measure what accumulation costs (a
                               diagnostic, not training) */
+  size_t copies; /* batch augmentation: each sample computed this many times
+                    (its copies, the odd ones mirrored, are consecutive
+                    samples of the compute batch: copies x batch / (data x
+                    microbatches) per micro-batch); gradients, buckets and
+                    the update are those of one copy. >= 1 */
 } dnn_meas_exec_params;
 
 /* One rank, global batch 8, one micro-batch, 1F1B, overlap with 25 MiB
  * buckets, SGD with lr 0.01, fp32, one thread, 2 warm-up and 10 timed
- * iterations, 95% confidence, gradients accumulated. */
+ * iterations, 95% confidence, gradients accumulated, one copy. */
 dnn_meas_exec_params dnn_meas_exec_default_params(void);
 
 /* DNN_EINVAL naming the first bad field (a stage cut outside the
@@ -753,6 +761,7 @@ typedef struct dnn_meas_exec_result {
   bool forced_allreduce;  /* the requested MPI algorithm was forced */
   double bytes_per_param; /* gradient buffer bytes / parameters (oneDNN
                              pads blocked weight layouts) */
+  size_t copies;          /* computed copies of each sample */
 } dnn_meas_exec_result;
 
 /*
@@ -806,6 +815,86 @@ const dnn_meas_exec_step *dnn_meas_exec_step_get(const dnn_meas_exec *x,
  */
 void dnn_meas_exec_layer_time(const dnn_meas_exec *x, size_t i,
                               double time_s[DNN_PASS_COUNT]);
+
+/* ---- Mixed-size training ------------------------------------------------ */
+
+/*
+ * A mixed-size run (Mix & Match, docs/models.md §16) trains one network
+ * at several image sizes: each step draws its size from a distribution
+ * and runs that size's network at that size's batch. The executor builds
+ * one executor per size once (its network, kernels and buffers; all sizes
+ * share one parameter, gradient and optimizer-state storage, as one model
+ * trained at several sizes does), warms each up, then runs a schedule of
+ * steps drawn with a seed and times every step as an iteration (barrier,
+ * slowest rank).
+ */
+typedef struct dnn_meas_exec_mixed dnn_meas_exec_mixed;
+
+/* One size of a mixed run. */
+typedef struct dnn_meas_exec_size {
+  const dnn_net *net; /* the network at this size (borrowed until free) */
+  size_t image;       /* its image side, px (a label) */
+  size_t batch;       /* global batch of a step at this size */
+  size_t copies;      /* augmented copies of each sample, >= 1 */
+  double probability; /* of a step drawing it, > 0 (normalised over sizes) */
+} dnn_meas_exec_size;
+
+/* The run as a whole. */
+typedef struct dnn_meas_exec_mixed_result {
+  size_t steps;        /* timed steps of the schedule */
+  double total_s;      /* their sum: the run's time */
+  double samples;      /* unique samples they consumed (global batches) */
+  dnn_meas_stats step; /* per step (the slowest rank's time); mean_s is
+                          total_s / steps */
+} dnn_meas_exec_mixed_result;
+
+/*
+ * Fills out[0..steps) with size indices drawn independently with
+ * probabilities prob[0..n) (normalised): the schedule of a mixed run,
+ * the same on every rank and for every call with the same seed (a
+ * splitmix64 stream, inverse CDF). DNN_EINVAL when n is 0 or a
+ * probability is not finite and > 0.
+ */
+dnn_status dnn_meas_exec_size_schedule(const double *prob, size_t n,
+                                       unsigned long long seed, size_t steps,
+                                       size_t *out, dnn_error *err);
+
+/*
+ * Builds a mixed run of the n sizes (collective with `mpi`, as
+ * dnn_meas_exec_alloc; the networks must have the same layers and
+ * parameters). `p` is used for everything but batch and copies, which
+ * come from each size: p->repeats is the number of timed steps of the
+ * schedule (drawn with p->seed), p->warmup the untimed iterations of each
+ * size before it. Errors: dnn_meas_exec_alloc's, each naming its size;
+ * DNN_EINVAL for no size, a bad probability, or networks whose layer
+ * counts or parameters differ.
+ */
+dnn_status dnn_meas_exec_mixed_alloc(const dnn_meas_exec_size *sizes, size_t n,
+                                     const dnn_meas_exec_params *p,
+                                     dnn_meas_mpi *mpi,
+                                     dnn_meas_exec_mixed **out, dnn_error *err);
+
+/* Frees it (not collective). NULL does nothing. */
+void dnn_meas_exec_mixed_free(dnn_meas_exec_mixed *mx);
+
+/*
+ * Runs the warm-up and the schedule (collective) and fills `out`, and
+ * per_size[k] (n entries, may be NULL) with size k's result over the
+ * steps that drew it, as dnn_meas_exec_run reports one (samples 0 and
+ * every field zero for a size no step drew). Errors as dnn_meas_exec_run.
+ */
+dnn_status dnn_meas_exec_mixed_run(dnn_meas_exec_mixed *mx,
+                                   dnn_meas_exec_mixed_result *out,
+                                   dnn_meas_exec_result *per_size,
+                                   dnn_error *err);
+
+/* Size k's executor (borrowed): its steps, layer times and rank results
+ * over the steps that drew it. */
+const dnn_meas_exec *dnn_meas_exec_mixed_exec(const dnn_meas_exec_mixed *mx,
+                                              size_t k);
+
+/* The size index of timed step `step` (< p->repeats). */
+size_t dnn_meas_exec_mixed_size_at(const dnn_meas_exec_mixed *mx, size_t step);
 
 /*
  * Kernel times in situ: each layer's passes timed inside real training

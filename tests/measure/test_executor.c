@@ -3,8 +3,11 @@
  * MPI): the step structure against the network IR (every layer's forward
  * in order with the shapes `dnnsim describe` prints, backward in reverse
  * order, the optimizer last), the micro-batch orders of GPipe and 1F1B,
- * timing bookkeeping of a real run, and every error path. A build without
- * oneDNN checks the clear DNN_EUNSUPPORTED instead.
+ * timing bookkeeping of a real run, batch augmentation (the compute batch
+ * grows M-fold, the gradients do not), mixed-size runs (the drawn
+ * schedule against known draws, one executor per size with that size's
+ * shapes, per-size results that add up to the run) and every error path.
+ * A build without oneDNN checks the clear DNN_EUNSUPPORTED instead.
  */
 #include "test_util.h"
 
@@ -37,6 +40,14 @@ static dnn_net *load_net(void) {
   dnn_net *net = NULL;
   dnn_error e;
   assert_ok(dnn_scn_load_net_string(NET, "xtest.ini", 0, &net, &e), &e);
+  return net;
+}
+
+/* The same network at image side `image`. */
+static dnn_net *load_net_at(size_t image) {
+  dnn_net *net = NULL;
+  dnn_error e;
+  assert_ok(dnn_scn_load_net_string(NET, "xtest.ini", image, &net, &e), &e);
   return net;
 }
 
@@ -500,6 +511,254 @@ static void test_accumulate_flag(void **state) {
   dnn_net_free(net);
 }
 
+/* ---- Batch augmentation -------------------------------------------------- */
+
+/* M copies of each sample: every kernel runs at M x the micro-batch, while
+ * the gradient buffer, the steps and the update are those of one copy. */
+static void test_copies_structure(void **state) {
+  (void)state;
+  dnn_net *net = load_net();
+  dnn_error e;
+  dnn_meas_exec_result r[2];
+  size_t steps[2];
+  for (int k = 0; k < 2; k++) {
+    dnn_meas_exec_params p = small_params();
+    p.batch = 4;
+    p.microbatches = 2;
+    p.copies = k ? 3 : 1;
+    dnn_meas_exec *x = NULL;
+    assert_ok(dnn_meas_exec_alloc(net, &p, NULL, &x, &e), &e);
+    check_forward(net, x, k ? 6 : 2);
+    check_backward(net, x);
+    steps[k] = dnn_meas_exec_step_count(x);
+    assert_ok(dnn_meas_exec_run(x, &r[k], &e), &e);
+    dnn_meas_exec_free(x);
+  }
+  assert_int_equal(steps[0], steps[1]);
+  assert_int_equal(r[0].copies, 1);
+  assert_int_equal(r[1].copies, 3);
+  assert_int_equal(r[1].local_batch, 4); /* unique samples */
+  assert_int_equal(r[1].microbatch, 6);  /* computed: 3 x 4 / 2 */
+  assert_true(r[1].bytes_per_param == r[0].bytes_per_param);
+  assert_true(r[1].forward_s > 0 && r[1].optimizer_s > 0);
+  dnn_net_free(net);
+}
+
+static void test_copies_bad(void **state) {
+  (void)state;
+  dnn_net *net = load_net();
+  dnn_meas_exec_params p = small_params();
+  p.copies = 0;
+  expect_bad(net, &p, DNN_EINVAL, "copies must be in [1, 1024], not 0");
+  p.copies = 1025;
+  expect_bad(net, &p, DNN_EINVAL, "not 1025");
+  dnn_net_free(net);
+}
+
+/* ---- Mixed sizes -----------------------------------------------------------
+ */
+
+/* The schedule is the inverse CDF of a splitmix64 stream: known draws
+ * (computed independently from the published generator), the same for
+ * the same seed, frequencies that follow the probabilities. */
+static void test_size_schedule(void **state) {
+  (void)state;
+  dnn_error e;
+  const double prob[3] = {3.719, 1.25, 0.5};
+  static const size_t want[12] = {0, 2, 0, 0, 0, 1, 1, 1, 0, 0, 1, 0};
+  size_t got[12];
+  assert_ok(dnn_meas_exec_size_schedule(prob, 3, 20261127ULL, 12, got, &e), &e);
+  for (size_t i = 0; i < 12; i++)
+    assert_int_equal(got[i], want[i]);
+  const double p2[3] = {0.4, 0.3, 0.3};
+  static const size_t want2[8] = {1, 1, 1, 1, 0, 0, 2, 0};
+  assert_ok(dnn_meas_exec_size_schedule(p2, 3, 8, 8, got, &e), &e);
+  for (size_t i = 0; i < 8; i++)
+    assert_int_equal(got[i], want2[i]);
+  /* Frequencies over many draws: within 5 standard deviations. */
+  size_t n = 40000, count[3] = {0, 0, 0};
+  size_t *big = test_calloc(n, sizeof *big);
+  assert_ok(dnn_meas_exec_size_schedule(prob, 3, 99, n, big, &e), &e);
+  for (size_t i = 0; i < n; i++) {
+    assert_true(big[i] < 3);
+    count[big[i]]++;
+  }
+  double tot = prob[0] + prob[1] + prob[2];
+  for (size_t k = 0; k < 3; k++) {
+    double q = prob[k] / tot, mean = q * (double)n;
+    double sd = sqrt((double)n * q * (1 - q));
+    if (fabs((double)count[k] - mean) > 5 * sd)
+      fail_msg("size %zu drawn %zu times, expected %.0f +- %.0f", k, count[k],
+               mean, sd);
+  }
+  test_free(big);
+  /* Errors. */
+  dnn_error_clear(&e);
+  assert_int_equal(dnn_meas_exec_size_schedule(prob, 0, 1, 4, got, &e),
+                   DNN_EINVAL);
+  assert_contains(e.msg, "at least one size");
+  const double bad[2] = {0.5, 0.0};
+  assert_int_equal(dnn_meas_exec_size_schedule(bad, 2, 1, 4, got, &e),
+                   DNN_EINVAL);
+  assert_contains(e.msg, "size 1: probability must be > 0");
+  const double nan_p[1] = {NAN};
+  assert_int_equal(dnn_meas_exec_size_schedule(nan_p, 1, 1, 4, got, &e),
+                   DNN_EINVAL);
+  assert_contains(e.msg, "size 0: probability");
+}
+
+/* Two sizes of one network: each size's executor runs its shapes at its
+ * batch and copies; the schedule is the seeded one; per-size steps add up
+ * to the run, and the run's time is the sum of its steps. */
+static void test_mixed_run(void **state) {
+  (void)state;
+  dnn_net *n12 = load_net_at(12), *n20 = load_net_at(20);
+  dnn_error e;
+  dnn_meas_exec_size sz[2] = {{n12, 12, 6, 1, 0.6}, {n20, 20, 2, 2, 0.4}};
+  dnn_meas_exec_params p = small_params();
+  p.repeats = 9;
+  p.warmup = 1;
+  p.seed = 20261127ULL;
+  dnn_meas_exec_mixed *mx = NULL;
+  assert_ok(dnn_meas_exec_mixed_alloc(sz, 2, &p, NULL, &mx, &e), &e);
+  check_forward(n12, dnn_meas_exec_mixed_exec(mx, 0), 6);
+  check_forward(n20, dnn_meas_exec_mixed_exec(mx, 1), 4); /* 2 x 2 copies */
+  check_backward(n20, dnn_meas_exec_mixed_exec(mx, 1));
+  size_t want[9];
+  const double prob[2] = {0.6, 0.4};
+  assert_ok(dnn_meas_exec_size_schedule(prob, 2, p.seed, 9, want, &e), &e);
+  size_t drawn[2] = {0, 0};
+  double samples = 0;
+  for (size_t i = 0; i < 9; i++) {
+    assert_int_equal(dnn_meas_exec_mixed_size_at(mx, i), want[i]);
+    drawn[want[i]]++;
+    samples += (double)sz[want[i]].batch;
+  }
+  assert_true(drawn[0] > 0 && drawn[1] > 0); /* this seed draws both */
+  dnn_meas_exec_mixed_result r;
+  dnn_meas_exec_result per[2];
+  assert_ok(dnn_meas_exec_mixed_run(mx, &r, per, &e), &e);
+  assert_int_equal(r.steps, 9);
+  assert_int_equal(r.step.samples, 9);
+  assert_close(r.samples, samples, 1e-12);
+  assert_close(r.step.mean_s * 9, r.total_s, 1e-9);
+  assert_true(r.step.min_s > 0 && r.step.min_s <= r.step.median_s);
+  for (size_t k = 0; k < 2; k++) {
+    assert_int_equal(per[k].iteration.samples, drawn[k]);
+    assert_int_equal(per[k].local_batch, sz[k].batch);
+    assert_int_equal(per[k].copies, sz[k].copies);
+    assert_true(per[k].forward_s > 0 && per[k].optimizer_s > 0);
+    assert_true(per[k].iteration.min_s >= r.step.min_s);
+    assert_true(per[k].iteration.max_s <= r.step.max_s);
+  }
+  assert_int_equal(per[1].microbatch, 4);
+  /* One parameter storage: the same bytes per parameter at both sizes. */
+  assert_true(per[0].bytes_per_param == per[1].bytes_per_param);
+  /* Every step of a size's executor ran once per drawn step. */
+  const dnn_meas_exec *x1 = dnn_meas_exec_mixed_exec(mx, 1);
+  assert_int_equal(dnn_meas_exec_step_get(x1, 0)->runs, 1);
+  double t[DNN_PASS_COUNT];
+  size_t fc = 0;
+  assert_ok(dnn_net_find(n20, "fc", &fc), NULL);
+  dnn_meas_exec_layer_time(x1, fc, t);
+  assert_true(t[DNN_PASS_FWD] > 0);
+  dnn_meas_exec_mixed_free(mx);
+
+  /* A size no step draws reports nothing, and the run still works. */
+  sz[1].probability = 1e-12;
+  p.repeats = 3;
+  assert_ok(dnn_meas_exec_mixed_alloc(sz, 2, &p, NULL, &mx, &e), &e);
+  assert_ok(dnn_meas_exec_mixed_run(mx, &r, per, &e), &e);
+  assert_int_equal(per[0].iteration.samples, 3);
+  assert_int_equal(per[1].iteration.samples, 0);
+  assert_true(per[1].forward_s == 0 && per[1].iteration.median_s == 0);
+  dnn_meas_exec_mixed_free(mx);
+  dnn_meas_exec_mixed_free(NULL);
+  dnn_net_free(n12);
+  dnn_net_free(n20);
+}
+
+static void test_mixed_bad(void **state) {
+  (void)state;
+  dnn_net *n12 = load_net_at(12), *n16 = load_net_at(16);
+  static const char other[] = "[network]\nname = small\n"
+                              "[layer.data]\ntype = input\nshape = 3, 12, 12\n"
+                              "[layer.c1]\ntype = conv2d\nout_channels = 4\n"
+                              "kernel = 3\n"
+                              "[layer.gap]\ntype = global_avgpool\n"
+                              "[layer.flat]\ntype = flatten\n"
+                              "[layer.fc]\ntype = fc\nout_features = 7\n"
+                              "[layer.loss]\ntype = softmax_xent\n";
+  dnn_net *small = NULL;
+  dnn_error e;
+  assert_ok(dnn_scn_load_net_string(other, "small.ini", 0, &small, &e), &e);
+  dnn_meas_exec_params p = small_params();
+  dnn_meas_exec_mixed *mx = NULL;
+  dnn_meas_exec_size sz[2] = {{n12, 12, 4, 1, 0.5}, {small, 16, 4, 1, 0.5}};
+  dnn_error_clear(&e);
+  assert_int_equal(dnn_meas_exec_mixed_alloc(sz, 2, &p, NULL, &mx, &e),
+                   DNN_EINVAL);
+  assert_null(mx);
+  assert_contains(e.msg, "size 16 px: its network has 6 layers and 147 "
+                         "parameters, the one at 12 px 13 and 2935");
+  assert_contains(e.msg, "trains one network");
+  assert_int_equal(dnn_meas_exec_mixed_alloc(sz, 0, &p, NULL, &mx, &e),
+                   DNN_EINVAL);
+  assert_contains(e.msg, "at least one size");
+  sz[1].net = n16;
+  sz[1].probability = -3.719;
+  assert_int_equal(dnn_meas_exec_mixed_alloc(sz, 2, &p, NULL, &mx, &e),
+                   DNN_EINVAL);
+  assert_contains(e.msg, "size 1: probability must be > 0");
+  /* A size's own executor error names the size. */
+  sz[1].probability = 0.5;
+  sz[1].batch = 5;
+  p.microbatches = 2;
+  sz[0].batch = 4;
+  assert_int_equal(dnn_meas_exec_mixed_alloc(sz, 2, &p, NULL, &mx, &e),
+                   DNN_EINVAL);
+  assert_contains(e.msg, "size 16 px (batch 5, 1 copies)");
+  assert_contains(e.msg, "batch 5 is not a multiple");
+  sz[1].batch = 4;
+  sz[1].copies = 0;
+  assert_int_equal(dnn_meas_exec_mixed_alloc(sz, 2, &p, NULL, &mx, &e),
+                   DNN_EINVAL);
+  assert_contains(e.msg, "copies must be in [1, 1024], not 0");
+  assert_null(mx);
+  dnn_net_free(small);
+  dnn_net_free(n12);
+  dnn_net_free(n16);
+}
+
+/* Every allocation failure building a mixed run is a clean DNN_ENOMEM. */
+static void test_mixed_alloc_failures(void **state) {
+  (void)state;
+  dnn_net *n12 = load_net_at(12), *n16 = load_net_at(16);
+  dnn_meas_exec_size sz[2] = {{n12, 12, 4, 2, 0.5}, {n16, 16, 2, 1, 0.5}};
+  dnn_meas_exec_params p = small_params();
+  test_alloc_state s;
+  long fail_at = 0;
+  for (;; fail_at++) {
+    test_alloc_install(&s, fail_at);
+    dnn_meas_exec_mixed *mx = NULL;
+    dnn_error e;
+    dnn_status st = dnn_meas_exec_mixed_alloc(sz, 2, &p, NULL, &mx, &e);
+    test_alloc_restore();
+    if (st == DNN_OK) {
+      dnn_meas_exec_mixed_free(mx);
+      break;
+    }
+    if (st != DNN_ENOMEM)
+      fail_msg("allocation %ld failing gave %s: %s", fail_at,
+               dnn_status_name(st), e.msg);
+    assert_contains(e.msg, "out of memory");
+    assert_null(mx);
+  }
+  assert_true(fail_at > 20);
+  dnn_net_free(n12);
+  dnn_net_free(n16);
+}
+
 static void test_step_names(void **state) {
   (void)state;
   assert_string_equal(dnn_meas_step_name(DNN_MEAS_STEP_FWD), "fwd");
@@ -531,6 +790,12 @@ int main(void) {
       cmocka_unit_test(test_alloc_failures),
       cmocka_unit_test(test_insitu_rows),
       cmocka_unit_test(test_accumulate_flag),
+      cmocka_unit_test(test_copies_structure),
+      cmocka_unit_test(test_copies_bad),
+      cmocka_unit_test(test_size_schedule),
+      cmocka_unit_test(test_mixed_run),
+      cmocka_unit_test(test_mixed_bad),
+      cmocka_unit_test(test_mixed_alloc_failures),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

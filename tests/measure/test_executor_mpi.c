@@ -3,7 +3,10 @@
  * data parallelism with overlapped and blocking bucketed allreduces, and a
  * 2-stage pipeline cut inside a residual block under GPipe and 1F1B: the
  * step structure (buckets, sends and receives with their peers, tags and
- * sizes, micro-batch orders) and runs whose results every rank agrees on.
+ * sizes, micro-batch orders) and runs whose results every rank agrees on;
+ * batch augmentation and a mixed-size run on 2 replicas, whose allreduces
+ * move the gradient bytes of one copy at one size whatever the copies and
+ * sizes.
  * Alone (1 rank) it checks the rank-count error; in a build without MPI
  * or oneDNN, the clear DNN_EUNSUPPORTED.
  */
@@ -16,8 +19,9 @@
 static dnn_meas_mpi *g_mpi;
 
 /* conv, batch norm, relu, a residual add whose input has two readers,
- * pooling, flatten, fc and the loss, through the model API. */
-static dnn_net *load_net(void) {
+ * pooling, flatten, fc and the loss, through the model API, at image side
+ * `side`. */
+static dnn_net *load_net_at(size_t side) {
   dnn_net *net = NULL;
   dnn_error e;
   assert_ok(dnn_net_alloc("xtest", &net, &e), &e);
@@ -25,7 +29,7 @@ static dnn_net *load_net(void) {
   s.name = "data";
   s.input_shape.rank = 3;
   s.input_shape.dim[0] = 3;
-  s.input_shape.dim[1] = s.input_shape.dim[2] = 12;
+  s.input_shape.dim[1] = s.input_shape.dim[2] = side;
   assert_ok(dnn_net_add(net, &s, NULL, &e), &e);
   const char *prev = "data";
   struct {
@@ -60,6 +64,10 @@ static dnn_net *load_net(void) {
     prev = seq[k].name;
   }
   return net;
+}
+
+static dnn_net *load_net(void) {
+  return load_net_at(12);
 }
 
 static dnn_meas_exec_params base(void) {
@@ -249,6 +257,68 @@ static void test_pipeline(void **state) {
   dnn_net_free(net);
 }
 
+/* Batch augmentation (copies 1 and 3) and a mixed-size run (12 and 16 px,
+ * the second with 2 copies) on 2 replicas: the compute batch grows, the
+ * allreduced gradient bytes and buckets do not. */
+static void test_techniques(void **state) {
+  (void)state;
+  dnn_net *n12 = load_net_at(12), *n16 = load_net_at(16);
+  dnn_error e;
+  double grad[2];
+  size_t buckets[2];
+  for (size_t k = 0; k < 2; k++) {
+    dnn_meas_exec_params p = base();
+    p.data = 2;
+    p.overlap = false;
+    p.bucket_bytes = 4096;
+    p.copies = k ? 3 : 1;
+    dnn_meas_exec *x = make(n12, &p);
+    dnn_meas_exec_result r;
+    assert_ok(dnn_meas_exec_run(x, &r, &e), &e);
+    check_result(&r);
+    assert_int_equal(r.local_batch, 4);
+    assert_int_equal(r.microbatch, 4 * p.copies);
+    assert_true(r.comm_exposed_s > 0);
+    grad[k] = r.grad_bytes;
+    buckets[k] = r.buckets;
+    dnn_meas_exec_free(x);
+  }
+  assert_true(grad[0] > 0);
+  assert_close(grad[1], grad[0], 1e-12);
+  assert_int_equal(buckets[1], buckets[0]);
+
+  dnn_meas_exec_size sz[2] = {{n12, 12, 8, 1, 0.5}, {n16, 16, 4, 2, 0.5}};
+  dnn_meas_exec_params p = base();
+  p.data = 2;
+  p.overlap = false;
+  p.bucket_bytes = 4096;
+  p.repeats = 6;
+  dnn_meas_exec_mixed *mx = NULL;
+  dnn_status st = dnn_meas_exec_mixed_alloc(sz, 2, &p, g_mpi, &mx, &e);
+  if (st == DNN_EUNSUPPORTED && strstr(e.msg, "without"))
+    skip();
+  assert_ok(st, &e);
+  dnn_meas_exec_mixed_result r;
+  dnn_meas_exec_result per[2];
+  assert_ok(dnn_meas_exec_mixed_run(mx, &r, per, &e), &e);
+  assert_int_equal(r.steps, 6);
+  assert_true(r.total_s > 0 && r.step.max_s <= r.total_s);
+  size_t drawn = 0;
+  for (size_t k = 0; k < 2; k++) {
+    drawn += per[k].iteration.samples;
+    if (per[k].iteration.samples == 0)
+      continue;
+    check_result(&per[k]);
+    assert_int_equal(per[k].ranks, 2);
+    assert_close(per[k].grad_bytes, grad[0], 1e-12);
+    assert_int_equal(per[k].buckets, buckets[0]);
+  }
+  assert_int_equal(drawn, 6);
+  dnn_meas_exec_mixed_free(mx);
+  dnn_net_free(n12);
+  dnn_net_free(n16);
+}
+
 /* A rank count that does not match: every rank fails alike, naming both. */
 static void test_rank_mismatch(void **state) {
   (void)state;
@@ -291,6 +361,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_rank_mismatch),
         cmocka_unit_test(test_data_parallel),
         cmocka_unit_test(test_pipeline),
+        cmocka_unit_test(test_techniques),
     };
     rc = cmocka_run_group_tests(tests, NULL, NULL);
   }

@@ -360,6 +360,57 @@ static json_t *num(double v) {
   return isfinite(v) ? json_real(v) : json_null();
 }
 
+/* What a run measured (a size of a mixed run that was never drawn has
+ * no iteration: null). */
+static json_t *measured_json(const dnn_meas_exec_result *m) {
+  json_t *me = json_object();
+  bool ran = m->iteration.samples > 0;
+  json_object_set_new(me, "iteration_s",
+                      num(ran ? m->iteration.median_s : (double)NAN));
+  json_object_set_new(me, "ci_lo_s", num(m->iteration.ci_lo_s));
+  json_object_set_new(me, "ci_hi_s", num(m->iteration.ci_hi_s));
+  json_object_set_new(me, "confidence", num(m->iteration.confidence));
+  json_object_set_new(me, "min_s", num(m->iteration.min_s));
+  json_object_set_new(me, "max_s", num(m->iteration.max_s));
+  json_object_set_new(me, "mean_s", num(m->iteration.mean_s));
+  json_object_set_new(me, "samples",
+                      json_integer((json_int_t)m->iteration.samples));
+  json_object_set_new(me, "forward_s", num(m->forward_s));
+  json_object_set_new(me, "backward_s", num(m->backward_s));
+  json_object_set_new(me, "comm_exposed_s", num(m->comm_exposed_s));
+  json_object_set_new(me, "bubble_s", num(m->bubble_s));
+  json_object_set_new(me, "optimizer_s", num(m->optimizer_s));
+  json_object_set_new(me, "other_s", num(m->other_s));
+  json_object_set_new(me, "glue_s", num(m->glue_s));
+  json_object_set_new(me, "critical_rank",
+                      json_integer((json_int_t)m->critical_rank));
+  json_object_set_new(me, "grad_bytes", num(m->grad_bytes));
+  json_object_set_new(me, "buckets", json_integer((json_int_t)m->buckets));
+  json_object_set_new(me, "forced_allreduce",
+                      json_boolean(m->forced_allreduce));
+  return me;
+}
+
+/* What the prediction says of the same components. */
+static json_t *predicted_json(const dnn_prediction *p) {
+  const dnn_breakdown *b = &p->breakdown;
+  json_t *pr = json_object();
+  json_object_set_new(pr, "iteration_s", num(p->iteration_s));
+  json_object_set_new(pr, "forward_s", num(b->forward_s));
+  json_object_set_new(pr, "backward_s", num(b->backward_s + b->recompute_s));
+  json_object_set_new(pr, "comm_s", num(b->comm_s));
+  json_object_set_new(pr, "comm_exposed_s", num(b->comm_exposed_s));
+  json_object_set_new(pr, "bubble_s", num(b->bubble_s));
+  json_object_set_new(pr, "optimizer_s", num(b->optimizer_s));
+  json_object_set_new(pr, "grad_bytes", num(p->grad_bytes));
+  json_object_set_new(pr, "allreduce",
+                      json_string(dnn_comm_algo_name(p->allreduce)));
+  json_object_set_new(
+      pr, "engine",
+      json_string(p->engine == DNN_ENGINE_DES ? "des" : "analytic"));
+  return pr;
+}
+
 static json_t *result_json(const cli_world *w, const dnn_meas_exec *x,
                            const dnn_meas_exec_result *m,
                            const dnn_prediction *p,
@@ -379,45 +430,8 @@ static json_t *result_json(const cli_world *w, const dnn_meas_exec *x,
   json_object_set_new(o, "copies", json_integer((json_int_t)ep->copies));
   json_object_set_new(o, "profile", json_string(w->scn.hardware.profile));
 
-  json_t *me = json_object();
-  json_object_set_new(me, "iteration_s", num(m->iteration.median_s));
-  json_object_set_new(me, "ci_lo_s", num(m->iteration.ci_lo_s));
-  json_object_set_new(me, "ci_hi_s", num(m->iteration.ci_hi_s));
-  json_object_set_new(me, "confidence", num(m->iteration.confidence));
-  json_object_set_new(me, "min_s", num(m->iteration.min_s));
-  json_object_set_new(me, "max_s", num(m->iteration.max_s));
-  json_object_set_new(me, "samples",
-                      json_integer((json_int_t)m->iteration.samples));
-  json_object_set_new(me, "forward_s", num(m->forward_s));
-  json_object_set_new(me, "backward_s", num(m->backward_s));
-  json_object_set_new(me, "comm_exposed_s", num(m->comm_exposed_s));
-  json_object_set_new(me, "bubble_s", num(m->bubble_s));
-  json_object_set_new(me, "optimizer_s", num(m->optimizer_s));
-  json_object_set_new(me, "other_s", num(m->other_s));
-  json_object_set_new(me, "glue_s", num(m->glue_s));
-  json_object_set_new(me, "critical_rank",
-                      json_integer((json_int_t)m->critical_rank));
-  json_object_set_new(me, "grad_bytes", num(m->grad_bytes));
-  json_object_set_new(me, "buckets", json_integer((json_int_t)m->buckets));
-  json_object_set_new(me, "forced_allreduce",
-                      json_boolean(m->forced_allreduce));
-  json_object_set_new(o, "measured", me);
-
-  const dnn_breakdown *b = &p->breakdown;
-  json_t *pr = json_object();
-  json_object_set_new(pr, "iteration_s", num(p->iteration_s));
-  json_object_set_new(pr, "forward_s", num(b->forward_s));
-  json_object_set_new(pr, "backward_s", num(b->backward_s + b->recompute_s));
-  json_object_set_new(pr, "comm_s", num(b->comm_s));
-  json_object_set_new(pr, "comm_exposed_s", num(b->comm_exposed_s));
-  json_object_set_new(pr, "bubble_s", num(b->bubble_s));
-  json_object_set_new(pr, "optimizer_s", num(b->optimizer_s));
-  json_object_set_new(pr, "grad_bytes", num(p->grad_bytes));
-  json_object_set_new(pr, "allreduce",
-                      json_string(dnn_comm_algo_name(p->allreduce)));
-  json_object_set_new(
-      pr, "engine",
-      json_string(p->engine == DNN_ENGINE_DES ? "des" : "analytic"));
+  json_object_set_new(o, "measured", measured_json(m));
+  json_t *pr = predicted_json(p);
   json_object_set_new(o, "predicted", pr);
 
   json_object_set_new(o, "relative_error",
@@ -687,7 +701,6 @@ static json_t *mixed_json(const cli_world *w, const dnn_prediction *pred,
   for (size_t k = 0; k < scn->training.n_sizes; k++) {
     const dnn_meas_exec_result *m = &per[k];
     const dnn_prediction *p = &ms[k].pred;
-    const dnn_breakdown *b = &p->breakdown;
     json_t *so = json_object();
     json_object_set_new(so, "image",
                         json_integer((json_int_t)scn->training.sizes[k].size));
@@ -699,27 +712,9 @@ static json_t *mixed_json(const cli_world *w, const dnn_prediction *pred,
                         json_integer((json_int_t)p->techniques.copies));
     json_object_set_new(so, "steps",
                         json_integer((json_int_t)m->iteration.samples));
-    json_t *me = json_object();
     bool ran = m->iteration.samples > 0;
-    json_object_set_new(me, "iteration_s",
-                        num(ran ? m->iteration.median_s : (double)NAN));
-    json_object_set_new(me, "ci_lo_s", num(m->iteration.ci_lo_s));
-    json_object_set_new(me, "ci_hi_s", num(m->iteration.ci_hi_s));
-    json_object_set_new(me, "mean_s", num(m->iteration.mean_s));
-    json_object_set_new(me, "forward_s", num(m->forward_s));
-    json_object_set_new(me, "backward_s", num(m->backward_s));
-    json_object_set_new(me, "comm_exposed_s", num(m->comm_exposed_s));
-    json_object_set_new(me, "optimizer_s", num(m->optimizer_s));
-    json_object_set_new(me, "other_s", num(m->other_s));
-    json_object_set_new(me, "glue_s", num(m->glue_s));
-    json_object_set_new(me, "grad_bytes", num(m->grad_bytes));
-    json_object_set_new(so, "measured", me);
-    json_t *pr = json_object();
-    json_object_set_new(pr, "iteration_s", num(p->iteration_s));
-    json_object_set_new(pr, "forward_s", num(b->forward_s));
-    json_object_set_new(pr, "backward_s", num(b->backward_s + b->recompute_s));
-    json_object_set_new(pr, "comm_exposed_s", num(b->comm_exposed_s));
-    json_object_set_new(pr, "optimizer_s", num(b->optimizer_s));
+    json_object_set_new(so, "measured", measured_json(m));
+    json_t *pr = predicted_json(p);
     json_object_set_new(pr, "technique_iteration_s",
                         num(pred->techniques.sizes[k].iteration_s));
     json_object_set_new(so, "predicted", pr);

@@ -181,8 +181,9 @@ static dnn_meas_exec_params exec_params(const dnn_scenario *scn,
  * What the scenario's comm profile fits say the gradient allreduces of
  * this rank take (the allreduce steps' buckets, the prediction's
  * algorithm, the fit at the replicas' count or the nearest): a diagnostic
- * of the link error while predictions do not read comm_profile. NaN when
- * there is no profile or no fit.
+ * beside the prediction, which prices one allreduce of all gradients
+ * when they are not overlapped (docs/validation.md). NaN when there is no
+ * profile or no fit.
  */
 static double allreduce_fit_s(const cli_world *w, const dnn_meas_exec *x,
                               const dnn_prediction *p, size_t data) {
@@ -322,8 +323,8 @@ static void print_table(const cli_world *w, const dnn_meas_exec *x,
   }
   double fit = allreduce_fit_s(w, x, p, ep->data);
   if (isfinite(fit))
-    printf("  the gradient allreduces by [cluster] comm_profile's fits take "
-           "%s (predictions do not read it yet)\n",
+    printf("  the executor's gradient buckets, priced one by one with "
+           "[cluster] comm_profile's fits, take %s\n",
            cli_fmt_time(fit, a, sizeof a));
   if (!layers)
     return;

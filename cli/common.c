@@ -560,7 +560,11 @@ void cli_prediction_table(FILE *fp, const cli_world *w,
           p->tensor, p->pipeline);
   if (p->data > 1)
     fprintf(fp, ", allreduce %s, overlap %s", dnn_comm_algo_name(p->allreduce),
-            s->parallelism.overlap ? "on" : "off");
+            !s->parallelism.overlap    ? "off"
+            : dnn_hw_comm_overlaps(hp) ? "on"
+                                       : "off (the device's collectives "
+                                         "progress on its compute thread: "
+                                         "[device] comm_progress = host)");
   fprintf(fp, "\nengine        %s\n\n",
           p->engine == DNN_ENGINE_DES ? "event simulator" : "analytic");
   double T = p->iteration_s;

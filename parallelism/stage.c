@@ -1049,7 +1049,12 @@ dnn_status dnn__stage_model_build_ex(const dnn_strat_input *in,
   if (sm->schedule == DNN_SCHEDULE_INTERLEAVED && v == 1)
     sm->schedule = DNN_SCHEDULE_1F1B; /* Megatron-LM does the same */
   sm->recompute = scn->training.recompute;
-  sm->overlap = scn->parallelism.overlap;
+  /* Overlap needs a device whose collectives progress beside its kernels
+   * ([device] comm_progress): on a host-progressed one (MPI on a CPU) the
+   * buckets' allreduces serialise with compute (docs/models.md §6, "Who moves
+   * the data"). */
+  sm->overlap = scn->parallelism.overlap &&
+                (in->hw == NULL || dnn_hw_comm_overlaps(dnn_hw_get(in->hw)));
   sm->bucket_bytes = scn->parallelism.bucket_MB * MIB;
   sm->grad_elem_bytes = dnn__d(dnn_dtype_bytes(scn->model.dtype));
   sm->ws_limit_bytes = scn->hardware.workspace_MB * MIB;

@@ -52,12 +52,15 @@ static const char *const algo_names[] = {
     "-", NULL};
 /* clang-format on */
 static const char *const kind_names[] = {"gpu", "cpu", NULL};
+/* In dnn_hw_comm_progress order. */
+static const char *const progress_names[] = {"auto", "engine", "host", NULL};
 
 /* ------------------------------------------------------------------------ */
 /* The key table                                                             */
 /* ------------------------------------------------------------------------ */
 
-typedef enum key_type { K_TEXT, K_KIND, K_NUM } key_type;
+/* K_CHOICE: an int field holding an index into `choices`. */
+typedef enum key_type { K_TEXT, K_KIND, K_NUM, K_CHOICE } key_type;
 
 typedef struct key {
   const char *section;
@@ -70,21 +73,25 @@ typedef struct key {
   double lo, hi; /* range, INI units */
   bool lo_open;  /* lo itself is out of range */
   bool required;
+  const char *const *choices; /* K_CHOICE: the names, NULL-terminated */
 } key;
 
 /* clang-format off */
 #define OFF(f) offsetof(dnn_hw_params, f)
 #define SIZE(f) sizeof(((dnn_hw_params *)0)->f)
 #define TEXT(sec, nm, f, type, req)                                            \
-  {sec, nm, #f, type, OFF(f), SIZE(f), 0, 0, 0, false, req}
+  {sec, nm, #f, type, OFF(f), SIZE(f), 0, 0, 0, false, req, NULL}
 #define NUM(sec, nm, f, scale, lo, hi, open, req)                              \
-  {sec, nm, #f, K_NUM, OFF(f), sizeof(double), scale, lo, hi, open, req}
+  {sec, nm, #f, K_NUM, OFF(f), sizeof(double), scale, lo, hi, open, req, NULL}
+#define CHOICE(sec, nm, f, names)                                              \
+  {sec, nm, #f, K_CHOICE, OFF(f), sizeof(int), 0, 0, 0, false, false, names}
 
 static const key KEYS[] = {
     TEXT("device", "name", name, K_TEXT, true),
     TEXT("device", "kind", kind, K_KIND, true),
     TEXT("device", "source", source, K_TEXT, false),
     TEXT("device", "calibrated", calibrated, K_TEXT, false),
+    CHOICE("device", "comm_progress", comm_progress, progress_names),
 #define X(id, nm, bytes)                                                       \
     NUM("compute", "peak_" nm "_TFLOPS", peak_flops[DNN_DTYPE_##id], 1e12,     \
         0, 1e6, false, true),
@@ -121,6 +128,7 @@ static const key KEYS[] = {
 #undef SIZE
 #undef TEXT
 #undef NUM
+#undef CHOICE
 /* clang-format on */
 #define NKEYS DNN_ARRAY_LEN(KEYS)
 
@@ -139,6 +147,18 @@ static char *text_at(dnn_hw_params *p, const key *k) {
 }
 static const char *text_get(const dnn_hw_params *p, const key *k) {
   return (const char *)p + k->offset;
+}
+static int *choice_at(dnn_hw_params *p, const key *k) {
+  return (int *)(void *)((char *)p + k->offset);
+}
+static int choice_get(const dnn_hw_params *p, const key *k) {
+  return *(const int *)(const void *)((const char *)p + k->offset);
+}
+static size_t choice_count(const key *k) {
+  size_t n = 0;
+  while (k->choices[n])
+    n++;
+  return n;
 }
 
 /* Index of the key called `name` (one of the table's). */
@@ -166,6 +186,14 @@ dnn_hw_params dnn_hw_default_params(void) {
   for (size_t a = 0; a < DNN_CONV_ALGO_COUNT; a++)
     p.eff_conv_algo[a] = 1;
   return p;
+}
+
+bool dnn_hw_comm_overlaps(const dnn_hw_params *p) {
+  if (p->comm_progress == DNN_HW_PROGRESS_ENGINE)
+    return true;
+  if (p->comm_progress == DNN_HW_PROGRESS_HOST)
+    return false;
+  return strcmp(p->kind, "cpu") != 0;
 }
 
 /*
@@ -218,6 +246,14 @@ static bool is_rate(const key *k) {
 /* Checks one key's value; DNN_ERANGE with `msg` (no position) on failure. */
 static dnn_status check_key(const dnn_hw_params *p, const key *k, char *msg,
                             size_t n) {
+  if (k->type == K_CHOICE) {
+    int v = choice_get(p, k);
+    if (v >= 0 && (size_t)v < choice_count(k))
+      return DNN_OK;
+    snprintf(msg, n, "choice %d is not one of the %zu names", v,
+             choice_count(k));
+    return DNN_ERANGE;
+  }
   if (k->type == K_TEXT || k->type == K_KIND) {
     const char *why = NULL;
     const char *s = text_get(p, k);
@@ -723,6 +759,12 @@ static dnn_status on_ini(void *user, const char *section, const char *name,
       return DNN__INI_FAIL(err, st == DNN_ERANGE ? DNN_ERANGE : DNN_EPARSE,
                            s->file, line, section, name, "%s", e.msg);
     *num_at(&s->p, k) = v * k->scale;
+  } else if (k->type == K_CHOICE) {
+    int idx;
+    if (dnn__parse_choice(value, k->choices, &idx, &e) != DNN_OK)
+      return DNN__INI_FAIL(err, DNN_EPARSE, s->file, line, section, name, "%s",
+                           e.msg);
+    *choice_at(&s->p, k) = idx;
   } else {
     if (k->type == K_KIND) {
       int idx;
@@ -936,6 +978,8 @@ dnn_status dnn_hw_save(const dnn_hw *hw, const char *path, dnn_error *err) {
       char v[64];
       fmt_num(v, sizeof v, num_get(&hw->p, k), k->scale);
       fprintf(fp, "%s = %s\n", k->name, v);
+    } else if (k->type == K_CHOICE) {
+      fprintf(fp, "%s = %s\n", k->name, k->choices[choice_get(&hw->p, k)]);
     } else {
       const char *t = text_get(&hw->p, k);
       fprintf(fp, "%s =%s%s\n", k->name, t[0] ? " " : "", t);

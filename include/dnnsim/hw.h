@@ -33,6 +33,21 @@ typedef struct dnn_hw dnn_hw;
 
 #define DNN_HW_TEXT_MAX 256
 
+/*
+ * Whether a device's collectives progress while its kernels run
+ * ([device] comm_progress, docs/profiles.md): `engine` (a GPU's copy
+ * engines and NCCL's kernels move the data beside compute), `host` (MPI
+ * on a CPU moves a non-blocking collective only inside MPI calls on the
+ * compute thread, so communication serialises with compute even when the
+ * scenario asks for overlap), or `auto` (engine for kind gpu, host for
+ * kind cpu).
+ */
+typedef enum dnn_hw_comm_progress {
+  DNN_HW_PROGRESS_AUTO = 0,
+  DNN_HW_PROGRESS_ENGINE,
+  DNN_HW_PROGRESS_HOST
+} dnn_hw_comm_progress;
+
 /* Scalar parameters of one device. Units are SI. */
 typedef struct dnn_hw_params {
   char name[64];                         /* e.g. "v100-sxm2" */
@@ -49,7 +64,12 @@ typedef struct dnn_hw_params {
   double half_flops[DNN_OPCLASS_COUNT];  /* n_1/2 in FLOPs, >= 0 */
   /* Per convolution algorithm, replaces eff_compute[CONV] (0: unusable). */
   double eff_conv_algo[DNN_CONV_ALGO_COUNT];
+  int comm_progress; /* dnn_hw_comm_progress */
 } dnn_hw_params;
+
+/* True when the device's collectives can overlap its kernels
+ * (comm_progress engine, or auto on a gpu). */
+bool dnn_hw_comm_overlaps(const dnn_hw_params *p);
 
 /* A point-to-point link under the alpha-beta model. */
 typedef struct dnn_link {

@@ -131,6 +131,42 @@ static void test_overlap_bounds(void **state) {
   teardown(&h);
 }
 
+/* A device whose collectives progress on the compute thread
+ * ([device] comm_progress = host) hides nothing: overlap prices as no
+ * overlap, in both engines; an engine device hides some. */
+static void test_host_progress(void **state) {
+  (void)state;
+  static const char *const engines[] = {"simulation.engine=analytic",
+                                        "simulation.engine=des"};
+  for (size_t k = 0; k < 2; k++) {
+    char extra[160];
+    fixture f, g;
+    snprintf(extra, sizeof extra, "parallelism.overlap=false %s", engines[k]);
+    setup_with(&f, extra);
+    snprintf(extra, sizeof extra,
+             "parallelism.overlap=true parallelism.bucket_MB=2.9 %s",
+             engines[k]);
+    setup_with(&g, extra);
+    dnn_prediction pf = predict(&f), pe = predict(&g);
+    dnn_hw_params hp = *dnn_hw_get(g.hw);
+    assert_true(dnn_hw_comm_overlaps(&hp)); /* a gpu, auto */
+    hp.comm_progress = DNN_HW_PROGRESS_HOST;
+    dnn_hw *host = NULL;
+    dnn_error e;
+    assert_ok(dnn_hw_alloc(&hp, &host, &e), &e);
+    dnn_hw_free(g.hw);
+    g.hw = host;
+    dnn_prediction ph = predict(&g);
+    assert_true(pe.breakdown.comm_exposed_s < pf.breakdown.comm_exposed_s);
+    assert_close(ph.iteration_s, pf.iteration_s, 1e-12);
+    assert_close(ph.breakdown.comm_exposed_s, pf.breakdown.comm_exposed_s,
+                 1e-12);
+    assert_close(ph.breakdown.comm_s, pf.breakdown.comm_s, 1e-12);
+    teardown(&f);
+    teardown(&g);
+  }
+}
+
 static void test_single_device(void **state) {
   (void)state;
   fixture f;
@@ -213,6 +249,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_no_overlap_composition),
       cmocka_unit_test(test_overlap_bounds),
+      cmocka_unit_test(test_host_progress),
       cmocka_unit_test(test_single_device),
       cmocka_unit_test(test_memory_by_hand),
       cmocka_unit_test(test_does_not_fit),

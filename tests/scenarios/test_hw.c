@@ -98,6 +98,7 @@ static void assert_params_equal(const dnn_hw_params *a,
   }
   for (size_t k = 0; k < DNN_CONV_ALGO_COUNT; k++)
     SAME(eff_conv_algo[k]);
+  assert_int_equal(a->comm_progress, b->comm_progress);
 #undef SAME
 }
 
@@ -892,6 +893,63 @@ static void test_kernel_csv_errors(void **state) {
 
 /* ---- Save / load -------------------------------------------------------- */
 
+/* MINIMAL with `kind` and a `comm_progress` line ("" for none). */
+static const char *with_progress(const char *kind, const char *progress) {
+  static char buf[2048];
+  const char *at = strstr(MINIMAL, "kind = gpu\n");
+  assert_non_null(at);
+  snprintf(buf, sizeof buf, "%.*skind = %s\n%s%s%s", (int)(at - MINIMAL),
+           MINIMAL, kind, progress[0] ? "comm_progress = " : "", progress,
+           progress[0] ? "\n" : "");
+  strncat(buf, at + strlen("kind = gpu\n"), sizeof buf - strlen(buf) - 1);
+  return buf;
+}
+
+/* [device] comm_progress: auto follows the kind; engine and host say it. */
+static void test_comm_progress(void **state) {
+  (void)state;
+  static const struct {
+    const char *kind, *progress;
+    int value;
+    bool overlaps;
+  } cases[] = {
+      {"gpu", "", DNN_HW_PROGRESS_AUTO, true},
+      {"cpu", "", DNN_HW_PROGRESS_AUTO, false},
+      {"gpu", "auto", DNN_HW_PROGRESS_AUTO, true},
+      {"cpu", "auto", DNN_HW_PROGRESS_AUTO, false},
+      {"gpu", "host", DNN_HW_PROGRESS_HOST, false},
+      {"cpu", "engine", DNN_HW_PROGRESS_ENGINE, true},
+  };
+  for (size_t i = 0; i < NELEMS(cases); i++) {
+    dnn_error e;
+    dnn_hw *hw = NULL;
+    assert_ok(load_text("cp.ini",
+                        with_progress(cases[i].kind, cases[i].progress), &hw,
+                        &e),
+              &e);
+    const dnn_hw_params *p = dnn_hw_get(hw);
+    assert_int_equal(p->comm_progress, cases[i].value);
+    assert_true(dnn_hw_comm_overlaps(p) == cases[i].overlaps);
+    /* Saved and loaded back, it keeps its value. */
+    char path[512];
+    snprintf(path, sizeof path, "%s/cp-saved.ini", tmpdir);
+    assert_ok(dnn_hw_save(hw, path, &e), &e);
+    dnn_hw *back = NULL;
+    assert_ok(dnn_hw_load(path, &back, &e), &e);
+    assert_params_equal(p, dnn_hw_get(back));
+    dnn_hw_free(back);
+    dnn_hw_free(hw);
+  }
+  expect_error(with_progress("cpu", "thread"), DNN_EPARSE,
+               "bad.ini:5: [device] comm_progress:", "auto|engine|host");
+  /* Out of its names in parameters. */
+  dnn_hw_params p = test_params();
+  p.comm_progress = 3;
+  dnn_error e;
+  assert_int_equal(dnn_hw_params_check(&p, &e), DNN_ERANGE);
+  assert_contains(e.msg, "[device] comm_progress");
+}
+
 static void test_save_load_round_trip(void **state) {
   (void)state;
   dnn_error e;
@@ -1063,6 +1121,7 @@ int main(void) {
       cmocka_unit_test(test_profile_file_ok),
       cmocka_unit_test(test_profile_file_errors),
       cmocka_unit_test(test_kernel_csv_errors),
+      cmocka_unit_test(test_comm_progress),
       cmocka_unit_test(test_save_load_round_trip),
       cmocka_unit_test(test_alloc_failures),
       cmocka_unit_test(test_links),

@@ -170,18 +170,35 @@ struct dnn_meas_kernel_table {
   size_t n, cap;
 };
 
-dnn_status dnn_meas_coll_table_alloc(dnn_meas_coll_table **out,
-                                     dnn_error *err) {
-  *out = dnn_calloc(1, sizeof **out);
+/* An empty table of `size` bytes in *out; `what` names it in the error. */
+static dnn_status table_alloc(void **out, size_t size, const char *what,
+                              dnn_error *err) {
+  *out = dnn_calloc(1, size);
   if (*out == NULL)
-    return DNN_FAIL(err, DNN_ENOMEM, "out of memory for a collective table");
+    return DNN_FAIL(err, DNN_ENOMEM, "out of memory for a %s table", what);
   return DNN_OK;
 }
 
+/* Appends `row` (`size` bytes) to the array *rows of *n rows and *cap
+ * slots; `what` names the table in the error. */
+static dnn_status table_push(void **rows, size_t *n, size_t *cap,
+                             const void *row, size_t size, const char *what,
+                             dnn_error *err) {
+  if (!dnn__grow(rows, cap, *n + 1, size))
+    return DNN_FAIL(err, DNN_ENOMEM, "out of memory adding a %s row", what);
+  memcpy((char *)*rows + *n * size, row, size);
+  (*n)++;
+  return DNN_OK;
+}
+
+dnn_status dnn_meas_coll_table_alloc(dnn_meas_coll_table **out,
+                                     dnn_error *err) {
+  return table_alloc((void **)out, sizeof **out, "collective", err);
+}
+
 void dnn_meas_coll_table_free(dnn_meas_coll_table *t) {
-  if (t == NULL)
-    return;
-  dnn_free(t->rows);
+  if (t)
+    dnn_free(t->rows);
   dnn_free(t);
 }
 
@@ -192,12 +209,8 @@ dnn_status dnn_meas_coll_table_add(dnn_meas_coll_table *t,
   if (why)
     return DNN_FAIL(err, DNN_EINVAL, "collective row %s/%s: %s",
                     dnn__meas_op_name(row->op), row->algorithm, why);
-  void *rows = t->rows;
-  if (!dnn__grow(&rows, &t->cap, t->n + 1, sizeof *t->rows))
-    return DNN_FAIL(err, DNN_ENOMEM, "out of memory adding a collective row");
-  t->rows = rows;
-  t->rows[t->n++] = *row;
-  return DNN_OK;
+  return table_push((void **)&t->rows, &t->n, &t->cap, row, sizeof *row,
+                    "collective", err);
 }
 
 size_t dnn_meas_coll_table_count(const dnn_meas_coll_table *t) {
@@ -226,16 +239,12 @@ const dnn_meas_coll_row *dnn_meas_coll_table_find(const dnn_meas_coll_table *t,
 
 dnn_status dnn_meas_kernel_table_alloc(dnn_meas_kernel_table **out,
                                        dnn_error *err) {
-  *out = dnn_calloc(1, sizeof **out);
-  if (*out == NULL)
-    return DNN_FAIL(err, DNN_ENOMEM, "out of memory for a kernel table");
-  return DNN_OK;
+  return table_alloc((void **)out, sizeof **out, "kernel", err);
 }
 
 void dnn_meas_kernel_table_free(dnn_meas_kernel_table *t) {
-  if (t == NULL)
-    return;
-  dnn_free(t->rows);
+  if (t)
+    dnn_free(t->rows);
   dnn_free(t);
 }
 
@@ -246,12 +255,8 @@ dnn_status dnn_meas_kernel_table_add(dnn_meas_kernel_table *t,
   if (why)
     return DNN_FAIL(err, DNN_EINVAL, "kernel row %s/%s: %s", row->network,
                     row->layer, why);
-  void *rows = t->rows;
-  if (!dnn__grow(&rows, &t->cap, t->n + 1, sizeof *t->rows))
-    return DNN_FAIL(err, DNN_ENOMEM, "out of memory adding a kernel row");
-  t->rows = rows;
-  t->rows[t->n++] = *row;
-  return DNN_OK;
+  return table_push((void **)&t->rows, &t->n, &t->cap, row, sizeof *row,
+                    "kernel", err);
 }
 
 size_t dnn_meas_kernel_table_count(const dnn_meas_kernel_table *t) {

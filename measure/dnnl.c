@@ -56,35 +56,7 @@ dnn_status dnn_meas_cpu_kernels(const dnn_net *net,
 
 #else
 
-#include <dnnl.h>
-#if DNNSIM_HAVE_OMP && DNNL_CPU_THREADING_RUNTIME == DNNL_RUNTIME_OMP
-#include <omp.h>
-#define HAVE_OMP_THREADS 1
-#else
-#define HAVE_OMP_THREADS 0
-#endif
-
-/* Sets oneDNN's thread count (0 keeps it); returns the previous one. */
-static int threads_set(size_t threads) {
-#if HAVE_OMP_THREADS
-  int prev = omp_get_max_threads();
-  if (threads > 0)
-    omp_set_num_threads((int)threads);
-  return prev;
-#else
-  (void)threads;
-  return 0;
-#endif
-}
-
-static void threads_restore(int prev) {
-#if HAVE_OMP_THREADS
-  if (prev > 0)
-    omp_set_num_threads(prev);
-#else
-  (void)prev;
-#endif
-}
+#include "dnnl_util.h"
 
 /* ------------------------------------------------------------------------ */
 /* Engine, errors, memories                                                 */
@@ -97,19 +69,8 @@ typedef struct ctx {
   dnnl_data_type_t dt;        /* f32 or bf16 */
 } ctx;
 
-#define DNNL_TRY(call, what)                                                   \
-  do {                                                                         \
-    dnnl_status_t s_ = (call);                                                 \
-    if (s_ != dnnl_success) {                                                  \
-      st = DNN_FAIL(err, DNN_ETOOLFAIL, "oneDNN %s failed (status %d)", what,  \
-                    (int)s_);                                                  \
-      goto fail;                                                               \
-    }                                                                          \
-  } while (0)
-
 static dnn_status ctx_open(ctx *c, dnn_dtype dtype, dnn_error *err) {
   memset(c, 0, sizeof *c);
-  dnn_status st = DNN_OK;
   if (dtype == DNN_DTYPE_FP32)
     c->dt = dnnl_f32;
   else if (dtype == DNN_DTYPE_BF16)
@@ -118,16 +79,7 @@ static dnn_status ctx_open(ctx *c, dnn_dtype dtype, dnn_error *err) {
     return DNN_FAIL(err, DNN_EUNSUPPORTED,
                     "the oneDNN back end measures fp32 and bf16, not %s",
                     dnn_dtype_name(dtype));
-  DNNL_TRY(dnnl_engine_create(&c->eng, dnnl_cpu, 0), "engine_create");
-  DNNL_TRY(dnnl_stream_create(&c->stream, c->eng, dnnl_stream_default_flags),
-           "stream_create");
-  DNNL_TRY(dnnl_primitive_attr_create(&c->attr), "attr_create");
-  DNNL_TRY(dnnl_primitive_attr_set_scratchpad_mode(c->attr,
-                                                   dnnl_scratchpad_mode_user),
-           "set_scratchpad_mode");
-  return DNN_OK;
-fail:
-  return st;
+  return dnn__meas_dnnl_open(&c->eng, &c->stream, &c->attr, err);
 }
 
 static void ctx_close(ctx *c) {
@@ -138,27 +90,6 @@ static void ctx_close(ctx *c) {
   if (c->eng)
     dnnl_engine_destroy(c->eng);
   memset(c, 0, sizeof *c);
-}
-
-/* A memory descriptor of `nd` dims in a given format. */
-static dnnl_memory_desc_t md_of(int nd, const int64_t *dims,
-                                dnnl_data_type_t dt, dnnl_format_tag_t tag) {
-  dnnl_memory_desc_t md;
-  memset(&md, 0, sizeof md);
-  dnnl_dims_t d;
-  for (int i = 0; i < nd; i++)
-    d[i] = dims[i];
-  if (dnnl_memory_desc_init_by_tag(&md, nd, d, dt, tag) != dnnl_success)
-    memset(&md, 0, sizeof md);
-  return md;
-}
-
-/* The plain (row-major) f32 layout of a descriptor's dims. */
-static dnnl_memory_desc_t md_plain(const dnnl_memory_desc_t *md) {
-  static const dnnl_format_tag_t tags[] = {
-      dnnl_format_tag_undef, dnnl_a, dnnl_ab, dnnl_abc, dnnl_abcd, dnnl_abcde};
-  int nd = md->ndims;
-  return md_of(nd, md->dims, dnnl_f32, nd >= 1 && nd <= 5 ? tags[nd] : 0);
 }
 
 static size_t md_elems(const dnnl_memory_desc_t *md) {
@@ -208,15 +139,15 @@ static dnn_status reorder(ctx *c, dnnl_memory_t src, dnnl_memory_t dst,
   dnnl_primitive_desc_t pd = NULL;
   dnnl_primitive_t r = NULL;
   const dnnl_memory_desc_t *smd = NULL, *dmd = NULL;
-  DNNL_TRY(dnnl_memory_get_memory_desc(src, &smd), "get_memory_desc");
-  DNNL_TRY(dnnl_memory_get_memory_desc(dst, &dmd), "get_memory_desc");
-  DNNL_TRY(
+  DNN__MEAS_DNNL_TRY(dnnl_memory_get_memory_desc(src, &smd), "get_memory_desc");
+  DNN__MEAS_DNNL_TRY(dnnl_memory_get_memory_desc(dst, &dmd), "get_memory_desc");
+  DNN__MEAS_DNNL_TRY(
       dnnl_reorder_primitive_desc_create(&pd, smd, c->eng, dmd, c->eng, NULL),
       "reorder_primitive_desc_create");
-  DNNL_TRY(dnnl_primitive_create(&r, pd), "reorder primitive_create");
+  DNN__MEAS_DNNL_TRY(dnnl_primitive_create(&r, pd), "reorder primitive_create");
   dnnl_exec_arg_t args[2] = {{DNNL_ARG_FROM, src}, {DNNL_ARG_TO, dst}};
-  DNNL_TRY(dnnl_primitive_execute(r, c->stream, 2, args), "reorder");
-  DNNL_TRY(dnnl_stream_wait(c->stream), "stream_wait");
+  DNN__MEAS_DNNL_TRY(dnnl_primitive_execute(r, c->stream, 2, args), "reorder");
+  DNN__MEAS_DNNL_TRY(dnnl_stream_wait(c->stream), "stream_wait");
 fail:
   if (r)
     dnnl_primitive_destroy(r);
@@ -312,8 +243,8 @@ static dnn_status job_arg(job *j, int arg, const dnnl_memory_desc_t *md,
     }
   }
   dnnl_memory_t m = NULL;
-  DNNL_TRY(dnnl_memory_create(&m, md, c->eng, DNNL_MEMORY_ALLOCATE),
-           "memory_create");
+  DNN__MEAS_DNNL_TRY(dnnl_memory_create(&m, md, c->eng, DNNL_MEMORY_ALLOCATE),
+                     "memory_create");
   if (arg != DNNL_ARG_SCRATCHPAD && arg != DNNL_ARG_WORKSPACE)
     mem_fill(m, 0x5eedULL + (unsigned long long)arg * 7919ULL);
   j->args[j->n] = (dnnl_exec_arg_t){arg, m};
@@ -339,7 +270,8 @@ static dnn_status job_make(ctx *c, job *j, const void *op,
   } else {
     j->pd = pd;
   }
-  DNNL_TRY(dnnl_primitive_create(&j->prim, j->pd), "primitive_create");
+  DNN__MEAS_DNNL_TRY(dnnl_primitive_create(&j->prim, j->pd),
+                     "primitive_create");
   for (size_t k = 0; k < DNN_ARRAY_LEN(ARGS); k++) {
     const dnnl_memory_desc_t *md =
         dnnl_primitive_desc_query_md(j->pd, dnnl_query_exec_arg_md, ARGS[k]);
@@ -366,50 +298,44 @@ fail:
 
 static dnn_status job_run(ctx *c, const job *j, dnn_error *err) {
   dnn_status st = DNN_OK;
-  DNNL_TRY(dnnl_primitive_execute(j->prim, c->stream, j->n, j->args),
-           "primitive_execute");
-  DNNL_TRY(dnnl_stream_wait(c->stream), "stream_wait");
+  DNN__MEAS_DNNL_TRY(dnnl_primitive_execute(j->prim, c->stream, j->n, j->args),
+                     "primitive_execute");
+  DNN__MEAS_DNNL_TRY(dnnl_stream_wait(c->stream), "stream_wait");
 fail:
+  return st;
+}
+
+/* Copies between argument `arg` of `j` and the plain f32 array `data`
+ * (md_elems floats): into the argument when `write`, else out of it. */
+static dnn_status job_copy(ctx *c, const job *j, int arg, float *data,
+                           bool write, dnn_error *err) {
+  dnnl_memory_t m = job_mem(j, arg);
+  if (m == NULL)
+    return DNN_FAIL(err, DNN_ETOOLFAIL, "oneDNN argument %d missing", arg);
+  dnn_status st = DNN_OK;
+  const dnnl_memory_desc_t *md = NULL;
+  dnnl_memory_t user = NULL;
+  DNN__MEAS_DNNL_TRY(dnnl_memory_get_memory_desc(m, &md), "get_memory_desc");
+  dnnl_memory_desc_t pmd = dnn__meas_md_plain(md);
+  DNN__MEAS_DNNL_TRY(dnnl_memory_create(&user, &pmd, c->eng, data),
+                     "memory_create");
+  st = write ? reorder(c, user, m, err) : reorder(c, m, user, err);
+fail:
+  if (user)
+    dnnl_memory_destroy(user);
   return st;
 }
 
 /* Writes plain f32 data into argument `arg` of `j`. */
 static dnn_status job_set(ctx *c, const job *j, int arg, const float *data,
                           dnn_error *err) {
-  dnnl_memory_t m = job_mem(j, arg);
-  if (m == NULL)
-    return DNN_FAIL(err, DNN_ETOOLFAIL, "oneDNN argument %d missing", arg);
-  dnn_status st = DNN_OK;
-  const dnnl_memory_desc_t *md = NULL;
-  dnnl_memory_t user = NULL;
-  DNNL_TRY(dnnl_memory_get_memory_desc(m, &md), "get_memory_desc");
-  dnnl_memory_desc_t pmd = md_plain(md);
-  DNNL_TRY(dnnl_memory_create(&user, &pmd, c->eng, (void *)(uintptr_t)data),
-           "memory_create");
-  st = reorder(c, user, m, err);
-fail:
-  if (user)
-    dnnl_memory_destroy(user);
-  return st;
+  return job_copy(c, j, arg, (float *)(uintptr_t)data, true, err);
 }
 
 /* Reads argument `arg` of `j` as plain f32 into `out` (md_elems floats). */
 static dnn_status job_get(ctx *c, const job *j, int arg, float *out,
                           dnn_error *err) {
-  dnnl_memory_t m = job_mem(j, arg);
-  if (m == NULL)
-    return DNN_FAIL(err, DNN_ETOOLFAIL, "oneDNN argument %d missing", arg);
-  dnn_status st = DNN_OK;
-  const dnnl_memory_desc_t *md = NULL;
-  dnnl_memory_t user = NULL;
-  DNNL_TRY(dnnl_memory_get_memory_desc(m, &md), "get_memory_desc");
-  dnnl_memory_desc_t pmd = md_plain(md);
-  DNNL_TRY(dnnl_memory_create(&user, &pmd, c->eng, out), "memory_create");
-  st = reorder(c, m, user, err);
-fail:
-  if (user)
-    dnnl_memory_destroy(user);
-  return st;
+  return job_copy(c, j, arg, out, false, err);
 }
 
 /* Elements of argument `arg` of `j` (0 when absent). */
@@ -444,74 +370,69 @@ static void unit_free(unit *u) {
   job_free(&u->fwd);
 }
 
-/* A per-sample shape with the batch in front, as dnnl dims. */
-static int dims_of(const dnn_shape *s, size_t batch, int64_t *d) {
-  d[0] = (int64_t)batch;
-  for (size_t k = 0; k < s->rank; k++)
-    d[k + 1] = (int64_t)s->dim[k];
-  return (int)s->rank + 1;
-}
-
 static const dnnl_format_tag_t ANY = dnnl_format_tag_any;
 
 /* ---- Per-kind builders -------------------------------------------------- */
+
+/* The forward job from descriptor `op`; a status (DNN_EUNSUPPORTED without
+ * a message when oneDNN has no kernel) leaves the unit without it. */
+static dnn_status unit_fwd(ctx *c, unit *u, const void *op, dnn_error *err) {
+  dnn_status st = job_make(c, &u->fwd, op, NULL, NULL, 0, err);
+  if (st)
+    return st;
+  u->has[DNN_PASS_FWD] = true;
+  return DNN_OK;
+}
+
+/* The backward job of `pass` from descriptor `op`, with the forward as
+ * hint; `op` NULL (oneDNN refused the descriptor) or no kernel for it
+ * leaves the pass out (DNN_OK). `fused`: one bwd_data job computes both
+ * gradients. */
+static dnn_status unit_bwd(ctx *c, unit *u, dnn_pass pass, bool fused,
+                           const void *op, dnn_error *err) {
+  if (op == NULL)
+    return DNN_OK;
+  job *j = pass == DNN_PASS_BWD_DATA || fused ? &u->bwd_data : &u->bwd_weights;
+  dnn_status st = job_make(c, j, op, NULL, &u->fwd, 0, err);
+  if (st && st != DNN_EUNSUPPORTED)
+    return st;
+  u->has[pass] = st == DNN_OK;
+  if (fused) {
+    u->has[DNN_PASS_BWD_WEIGHTS] = st == DNN_OK;
+    u->fused_bwd = true;
+  }
+  return DNN_OK;
+}
 
 static dnn_status build_conv(ctx *c, const dnn_net *net, size_t i, size_t batch,
                              unit *u, dnn_error *err) {
   const dnn_layer *l = dnn_net_layer(net, i);
   dnn__meas_conv_shape(net, i, batch, &u->conv);
-  const dnn__conv_shape *s = &u->conv;
-  int64_t src[4] = {(int64_t)s->n, (int64_t)s->ic, (int64_t)s->ih,
-                    (int64_t)s->iw};
-  int64_t dst[4] = {(int64_t)s->n, (int64_t)s->oc, (int64_t)s->oh,
-                    (int64_t)s->ow};
-  int64_t g = (int64_t)s->groups;
-  int64_t w5[5] = {g, (int64_t)s->oc / g, (int64_t)s->ic / g, (int64_t)s->kh,
-                   (int64_t)s->kw};
-  int64_t w4[4] = {(int64_t)s->oc, (int64_t)s->ic, (int64_t)s->kh,
-                   (int64_t)s->kw};
-  int64_t bias[1] = {(int64_t)s->oc};
-  dnnl_memory_desc_t smd = md_of(4, src, c->dt, ANY);
-  dnnl_memory_desc_t dmd = md_of(4, dst, c->dt, ANY);
-  dnnl_memory_desc_t wmd =
-      g > 1 ? md_of(5, w5, c->dt, ANY) : md_of(4, w4, c->dt, ANY);
-  dnnl_memory_desc_t bmd = md_of(1, bias, c->dt, ANY);
+  dnn__meas_conv_geom g;
+  dnn__meas_conv_geom_of(&u->conv, &g);
+  dnnl_memory_desc_t smd = dnn__meas_md(4, g.src, c->dt, ANY);
+  dnnl_memory_desc_t dmd = dnn__meas_md(4, g.dst, c->dt, ANY);
+  dnnl_memory_desc_t wmd = g.groups > 1 ? dnn__meas_md(5, g.w5, c->dt, ANY)
+                                        : dnn__meas_md(4, g.w4, c->dt, ANY);
+  dnnl_memory_desc_t bmd = dnn__meas_md(1, g.bias, c->dt, ANY);
   const dnnl_memory_desc_t *bp = l->p.conv.bias ? &bmd : NULL;
-  dnnl_dims_t strides = {(int64_t)s->sh, (int64_t)s->sw};
-  dnnl_dims_t dil = {(int64_t)s->dh - 1, (int64_t)s->dw - 1};
-  dnnl_dims_t pl = {(int64_t)s->ph, (int64_t)s->pw};
-  dnnl_dims_t pr = {((int64_t)s->oh - 1) * (int64_t)s->sh +
-                        ((int64_t)s->kh - 1) * (int64_t)s->dh + 1 -
-                        (int64_t)s->ih - (int64_t)s->ph,
-                    ((int64_t)s->ow - 1) * (int64_t)s->sw +
-                        ((int64_t)s->kw - 1) * (int64_t)s->dw + 1 -
-                        (int64_t)s->iw - (int64_t)s->pw};
   dnnl_convolution_desc_t fd, bd, wd;
   if (dnnl_dilated_convolution_forward_desc_init(
           &fd, dnnl_forward_training, dnnl_convolution_direct, &smd, &wmd, bp,
-          &dmd, strides, dil, pl, pr) != dnnl_success)
+          &dmd, g.strides, g.dil, g.pl, g.pr) != dnnl_success)
     return DNN_EUNSUPPORTED;
-  dnn_status st = job_make(c, &u->fwd, &fd, NULL, NULL, 0, err);
+  dnn_status st = unit_fwd(c, u, &fd, err);
   if (st)
     return st;
-  u->has[DNN_PASS_FWD] = true;
-  if (dnnl_dilated_convolution_backward_data_desc_init(
-          &bd, dnnl_convolution_direct, &smd, &wmd, &dmd, strides, dil, pl,
-          pr) == dnnl_success) {
-    st = job_make(c, &u->bwd_data, &bd, NULL, &u->fwd, 0, err);
-    if (st && st != DNN_EUNSUPPORTED)
-      return st;
-    u->has[DNN_PASS_BWD_DATA] = st == DNN_OK;
-  }
-  if (dnnl_dilated_convolution_backward_weights_desc_init(
-          &wd, dnnl_convolution_direct, &smd, &wmd, bp, &dmd, strides, dil, pl,
-          pr) == dnnl_success) {
-    st = job_make(c, &u->bwd_weights, &wd, NULL, &u->fwd, 0, err);
-    if (st && st != DNN_EUNSUPPORTED)
-      return st;
-    u->has[DNN_PASS_BWD_WEIGHTS] = st == DNN_OK;
-  }
-  return DNN_OK;
+  bool ok = dnnl_dilated_convolution_backward_data_desc_init(
+                &bd, dnnl_convolution_direct, &smd, &wmd, &dmd, g.strides,
+                g.dil, g.pl, g.pr) == dnnl_success;
+  if ((st = unit_bwd(c, u, DNN_PASS_BWD_DATA, false, ok ? &bd : NULL, err)))
+    return st;
+  ok = dnnl_dilated_convolution_backward_weights_desc_init(
+           &wd, dnnl_convolution_direct, &smd, &wmd, bp, &dmd, g.strides, g.dil,
+           g.pl, g.pr) == dnnl_success;
+  return unit_bwd(c, u, DNN_PASS_BWD_WEIGHTS, false, ok ? &wd : NULL, err);
 }
 
 static dnn_status build_fc(ctx *c, const dnn_net *net, size_t i, size_t batch,
@@ -543,74 +464,47 @@ static dnn_status build_fc(ctx *c, const dnn_net *net, size_t i, size_t batch,
   bias[0] = (int64_t)out;
   dst[0] = src[0];
   dst[1] = (int64_t)out;
-  dnnl_memory_desc_t smd = md_of(nd, src, c->dt, ANY);
-  dnnl_memory_desc_t wmd = md_of(nd, w, c->dt, ANY);
-  dnnl_memory_desc_t bmd = md_of(1, bias, c->dt, ANY);
-  dnnl_memory_desc_t dmd = md_of(2, dst, c->dt, ANY);
+  dnnl_memory_desc_t smd = dnn__meas_md(nd, src, c->dt, ANY);
+  dnnl_memory_desc_t wmd = dnn__meas_md(nd, w, c->dt, ANY);
+  dnnl_memory_desc_t bmd = dnn__meas_md(1, bias, c->dt, ANY);
+  dnnl_memory_desc_t dmd = dnn__meas_md(2, dst, c->dt, ANY);
   const dnnl_memory_desc_t *bp = l->p.fc.bias ? &bmd : NULL;
   dnnl_inner_product_desc_t fd, bd, wd;
   if (dnnl_inner_product_forward_desc_init(&fd, dnnl_forward_training, &smd,
                                            &wmd, bp, &dmd) != dnnl_success)
     return DNN_EUNSUPPORTED;
-  dnn_status st = job_make(c, &u->fwd, &fd, NULL, NULL, 0, err);
+  dnn_status st = unit_fwd(c, u, &fd, err);
   if (st)
     return st;
-  u->has[DNN_PASS_FWD] = true;
-  if (dnnl_inner_product_backward_data_desc_init(&bd, &smd, &wmd, &dmd) ==
-      dnnl_success) {
-    st = job_make(c, &u->bwd_data, &bd, NULL, &u->fwd, 0, err);
-    if (st && st != DNN_EUNSUPPORTED)
-      return st;
-    u->has[DNN_PASS_BWD_DATA] = st == DNN_OK;
-  }
-  if (dnnl_inner_product_backward_weights_desc_init(&wd, &smd, &wmd, bp,
-                                                    &dmd) == dnnl_success) {
-    st = job_make(c, &u->bwd_weights, &wd, NULL, &u->fwd, 0, err);
-    if (st && st != DNN_EUNSUPPORTED)
-      return st;
-    u->has[DNN_PASS_BWD_WEIGHTS] = st == DNN_OK;
-  }
-  return DNN_OK;
+  bool ok = dnnl_inner_product_backward_data_desc_init(&bd, &smd, &wmd, &dmd) ==
+            dnnl_success;
+  if ((st = unit_bwd(c, u, DNN_PASS_BWD_DATA, false, ok ? &bd : NULL, err)))
+    return st;
+  ok = dnnl_inner_product_backward_weights_desc_init(&wd, &smd, &wmd, bp,
+                                                     &dmd) == dnnl_success;
+  return unit_bwd(c, u, DNN_PASS_BWD_WEIGHTS, false, ok ? &wd : NULL, err);
 }
 
 static dnn_status build_pool(ctx *c, const dnn_net *net, size_t i, size_t batch,
                              unit *u, dnn_error *err) {
   dnn__meas_pool_shape(net, i, batch, &u->pool);
-  const dnn__pool_shape *s = &u->pool;
-  int64_t src[4] = {(int64_t)s->n, (int64_t)s->c, (int64_t)s->ih,
-                    (int64_t)s->iw};
-  int64_t dst[4] = {(int64_t)s->n, (int64_t)s->c, (int64_t)s->oh,
-                    (int64_t)s->ow};
+  dnn__meas_pool_geom g;
+  dnn__meas_pool_geom_of(&u->pool, &g);
   /* Pooling takes a concrete source layout: the plain one. */
-  dnnl_memory_desc_t smd = md_of(4, src, c->dt, dnnl_abcd);
-  dnnl_memory_desc_t dmd = md_of(4, dst, c->dt, dnnl_abcd);
-  dnnl_dims_t strides = {(int64_t)s->sh, (int64_t)s->sw};
-  dnnl_dims_t kernel = {(int64_t)s->kh, (int64_t)s->kw};
-  dnnl_dims_t dil = {0, 0};
-  dnnl_dims_t pl = {(int64_t)s->ph, (int64_t)s->pw};
-  dnnl_dims_t pr = {((int64_t)s->oh - 1) * (int64_t)s->sh + (int64_t)s->kh -
-                        (int64_t)s->ih - (int64_t)s->ph,
-                    ((int64_t)s->ow - 1) * (int64_t)s->sw + (int64_t)s->kw -
-                        (int64_t)s->iw - (int64_t)s->pw};
-  dnnl_alg_kind_t alg =
-      s->max ? dnnl_pooling_max : dnnl_pooling_avg_exclude_padding;
+  dnnl_memory_desc_t smd = dnn__meas_md(4, g.src, c->dt, dnnl_abcd);
+  dnnl_memory_desc_t dmd = dnn__meas_md(4, g.dst, c->dt, dnnl_abcd);
   dnnl_pooling_v2_desc_t fd, bd;
-  if (dnnl_pooling_v2_forward_desc_init(&fd, dnnl_forward_training, alg, &smd,
-                                        &dmd, strides, kernel, dil, pl,
-                                        pr) != dnnl_success)
+  if (dnnl_pooling_v2_forward_desc_init(&fd, dnnl_forward_training, g.alg, &smd,
+                                        &dmd, g.strides, g.kernel, g.dil, g.pl,
+                                        g.pr) != dnnl_success)
     return DNN_EUNSUPPORTED;
-  dnn_status st = job_make(c, &u->fwd, &fd, NULL, NULL, 0, err);
+  dnn_status st = unit_fwd(c, u, &fd, err);
   if (st)
     return st;
-  u->has[DNN_PASS_FWD] = true;
-  if (dnnl_pooling_v2_backward_desc_init(&bd, alg, &smd, &dmd, strides, kernel,
-                                         dil, pl, pr) == dnnl_success) {
-    st = job_make(c, &u->bwd_data, &bd, NULL, &u->fwd, 0, err);
-    if (st && st != DNN_EUNSUPPORTED)
-      return st;
-    u->has[DNN_PASS_BWD_DATA] = st == DNN_OK;
-  }
-  return DNN_OK;
+  bool ok = dnnl_pooling_v2_backward_desc_init(&bd, g.alg, &smd, &dmd,
+                                               g.strides, g.kernel, g.dil, g.pl,
+                                               g.pr) == dnnl_success;
+  return unit_bwd(c, u, DNN_PASS_BWD_DATA, false, ok ? &bd : NULL, err);
 }
 
 /* Batch norm (image or feature vector) and layer norm (last dimension). */
@@ -623,7 +517,7 @@ static dnn_status build_norm(ctx *c, const dnn_net *net, size_t i, size_t batch,
   if (bn) {
     if (l->in.rank == 2)
       return DNN_EUNSUPPORTED;
-    nd = dims_of(&l->in, batch, d);
+    nd = dnn__meas_batch_dims(&l->in, batch, d);
     u->rows = batch;
     u->cols = l->in.dim[0];
     u->hw = l->in.rank == 3 ? l->in.dim[1] * l->in.dim[2] : 1;
@@ -639,7 +533,7 @@ static dnn_status build_norm(ctx *c, const dnn_net *net, size_t i, size_t batch,
   /* Normalisation takes a concrete layout (no format_tag_any): the plain
    * one, which is what a framework without layout propagation uses. */
   static const dnnl_format_tag_t tags[] = {0, 0, dnnl_ab, 0, dnnl_abcd};
-  dnnl_memory_desc_t md = md_of(nd, d, c->dt, tags[nd]);
+  dnnl_memory_desc_t md = dnn__meas_md(nd, d, c->dt, tags[nd]);
   unsigned flags = dnnl_use_scale | dnnl_use_shift;
   const float eps = 1e-5f;
   dnn_status st = DNN_OK;
@@ -648,44 +542,21 @@ static dnn_status build_norm(ctx *c, const dnn_net *net, size_t i, size_t batch,
     if (dnnl_batch_normalization_forward_desc_init(
             &fd, dnnl_forward_training, &md, eps, flags) != dnnl_success)
       return DNN_EUNSUPPORTED;
-    if ((st = job_make(c, &u->fwd, &fd, NULL, NULL, 0, err)))
+    if ((st = unit_fwd(c, u, &fd, err)))
       return st;
-    u->has[DNN_PASS_FWD] = true;
-    if (dnnl_batch_normalization_backward_desc_init(
-            &bd, dnnl_backward, &md, &md, eps, flags) != dnnl_success)
-      return DNN_OK;
-    st = job_make(c, &u->bwd_data, &bd, NULL, &u->fwd, 0, err);
-  } else {
-    dnnl_layer_normalization_desc_t fd, bd;
-    if (dnnl_layer_normalization_forward_desc_init(
-            &fd, dnnl_forward_training, &md, NULL, eps, flags) != dnnl_success)
-      return DNN_EUNSUPPORTED;
-    if ((st = job_make(c, &u->fwd, &fd, NULL, NULL, 0, err)))
-      return st;
-    u->has[DNN_PASS_FWD] = true;
-    if (dnnl_layer_normalization_backward_desc_init(
-            &bd, dnnl_backward, &md, &md, NULL, eps, flags) != dnnl_success)
-      return DNN_OK;
-    st = job_make(c, &u->bwd_data, &bd, NULL, &u->fwd, 0, err);
+    bool ok = dnnl_batch_normalization_backward_desc_init(
+                  &bd, dnnl_backward, &md, &md, eps, flags) == dnnl_success;
+    return unit_bwd(c, u, DNN_PASS_BWD_DATA, true, ok ? &bd : NULL, err);
   }
-  if (st && st != DNN_EUNSUPPORTED)
+  dnnl_layer_normalization_desc_t fd, bd;
+  if (dnnl_layer_normalization_forward_desc_init(
+          &fd, dnnl_forward_training, &md, NULL, eps, flags) != dnnl_success)
+    return DNN_EUNSUPPORTED;
+  if ((st = unit_fwd(c, u, &fd, err)))
     return st;
-  u->has[DNN_PASS_BWD_DATA] = u->has[DNN_PASS_BWD_WEIGHTS] = st == DNN_OK;
-  u->fused_bwd = true;
-  return DNN_OK;
-}
-
-static dnnl_alg_kind_t act_alg(dnn_act a) {
-  switch (a) {
-  case DNN_ACT_GELU:
-    return dnnl_eltwise_gelu_tanh;
-  case DNN_ACT_TANH:
-    return dnnl_eltwise_tanh;
-  case DNN_ACT_SIGMOID:
-    return dnnl_eltwise_logistic;
-  default:
-    return dnnl_eltwise_relu;
-  }
+  bool ok = dnnl_layer_normalization_backward_desc_init(
+                &bd, dnnl_backward, &md, &md, NULL, eps, flags) == dnnl_success;
+  return unit_bwd(c, u, DNN_PASS_BWD_DATA, true, ok ? &bd : NULL, err);
 }
 
 /* Eltwise, softmax and add: a 2-D (rows, cols) view of the tensor. */
@@ -702,48 +573,35 @@ static dnn_status build_2d(ctx *c, const dnn_net *net, size_t i, size_t batch,
     u->cols = elems;
   }
   int64_t d[2] = {(int64_t)u->rows, (int64_t)u->cols};
-  dnnl_memory_desc_t md = md_of(2, d, c->dt, dnnl_ab);
+  dnnl_memory_desc_t md = dnn__meas_md(2, d, c->dt, dnnl_ab);
   dnn_status st = DNN_OK;
   if (l->kind == DNN_LAYER_ACTIVATION) {
     dnnl_eltwise_desc_t fd, bd;
-    dnnl_alg_kind_t alg = act_alg(l->p.act.act);
+    dnnl_alg_kind_t alg = dnn__meas_act_alg(l->p.act.act);
     if (dnnl_eltwise_forward_desc_init(&fd, dnnl_forward_training, alg, &md, 0,
                                        0) != dnnl_success)
       return DNN_EUNSUPPORTED;
-    if ((st = job_make(c, &u->fwd, &fd, NULL, NULL, 0, err)))
+    if ((st = unit_fwd(c, u, &fd, err)))
       return st;
-    u->has[DNN_PASS_FWD] = true;
-    if (dnnl_eltwise_backward_desc_init(&bd, alg, &md, &md, 0, 0) ==
-        dnnl_success) {
-      st = job_make(c, &u->bwd_data, &bd, NULL, &u->fwd, 0, err);
-      if (st && st != DNN_EUNSUPPORTED)
-        return st;
-      u->has[DNN_PASS_BWD_DATA] = st == DNN_OK;
-    }
-  } else if (l->kind == DNN_LAYER_ADD) {
+    bool ok = dnnl_eltwise_backward_desc_init(&bd, alg, &md, &md, 0, 0) ==
+              dnnl_success;
+    return unit_bwd(c, u, DNN_PASS_BWD_DATA, false, ok ? &bd : NULL, err);
+  }
+  if (l->kind == DNN_LAYER_ADD) {
     dnnl_binary_desc_t bd;
     if (dnnl_binary_desc_init(&bd, dnnl_binary_add, &md, &md, &md) !=
         dnnl_success)
       return DNN_EUNSUPPORTED;
-    if ((st = job_make(c, &u->fwd, &bd, NULL, NULL, 0, err)))
-      return st;
-    u->has[DNN_PASS_FWD] = true;
-  } else {
-    dnnl_softmax_desc_t fd, bd;
-    if (dnnl_softmax_forward_desc_init(&fd, dnnl_forward_training, &md, 1) !=
-        dnnl_success)
-      return DNN_EUNSUPPORTED;
-    if ((st = job_make(c, &u->fwd, &fd, NULL, NULL, 0, err)))
-      return st;
-    u->has[DNN_PASS_FWD] = true;
-    if (dnnl_softmax_backward_desc_init(&bd, &md, &md, 1) == dnnl_success) {
-      st = job_make(c, &u->bwd_data, &bd, NULL, &u->fwd, 0, err);
-      if (st && st != DNN_EUNSUPPORTED)
-        return st;
-      u->has[DNN_PASS_BWD_DATA] = st == DNN_OK;
-    }
+    return unit_fwd(c, u, &bd, err);
   }
-  return DNN_OK;
+  dnnl_softmax_desc_t fd, bd;
+  if (dnnl_softmax_forward_desc_init(&fd, dnnl_forward_training, &md, 1) !=
+      dnnl_success)
+    return DNN_EUNSUPPORTED;
+  if ((st = unit_fwd(c, u, &fd, err)))
+    return st;
+  bool ok = dnnl_softmax_backward_desc_init(&bd, &md, &md, 1) == dnnl_success;
+  return unit_bwd(c, u, DNN_PASS_BWD_DATA, false, ok ? &bd : NULL, err);
 }
 
 static dnn_status build_concat(ctx *c, const dnn_net *net, size_t i,
@@ -755,11 +613,11 @@ static dnn_status build_concat(ctx *c, const dnn_net *net, size_t i,
   int nd = 0;
   for (size_t k = 0; k < l->n_inputs; k++) {
     const dnn_layer *in = dnn_net_layer(net, l->inputs[k]);
-    nd = dims_of(&in->out, batch, d);
-    srcs[k] = md_of(nd, d, c->dt, tags[nd]);
+    nd = dnn__meas_batch_dims(&in->out, batch, d);
+    srcs[k] = dnn__meas_md(nd, d, c->dt, tags[nd]);
   }
-  nd = dims_of(&l->out, batch, d);
-  dnnl_memory_desc_t dmd = md_of(nd, d, c->dt, tags[nd]);
+  nd = dnn__meas_batch_dims(&l->out, batch, d);
+  dnnl_memory_desc_t dmd = dnn__meas_md(nd, d, c->dt, tags[nd]);
   dnnl_primitive_desc_t pd = NULL;
   if (dnnl_concat_primitive_desc_create(&pd, &dmd, (int)l->n_inputs,
                                         (int)l->p.concat.axis + 1, srcs,
@@ -787,32 +645,25 @@ static dnn_status build_lstm(ctx *c, const dnn_net *net, size_t i, size_t batch,
   int64_t wl[5] = {1, 1, (int64_t)C, 4, (int64_t)H};
   int64_t wi[5] = {1, 1, (int64_t)H, 4, (int64_t)H};
   int64_t b[4] = {1, 1, 4, (int64_t)H};
-  dnnl_memory_desc_t smd = md_of(3, src, c->dt, dnnl_tnc);
-  dnnl_memory_desc_t dmd = md_of(3, dst, c->dt, dnnl_tnc);
-  dnnl_memory_desc_t wlmd = md_of(5, wl, c->dt, ANY);
-  dnnl_memory_desc_t wimd = md_of(5, wi, c->dt, ANY);
+  dnnl_memory_desc_t smd = dnn__meas_md(3, src, c->dt, dnnl_tnc);
+  dnnl_memory_desc_t dmd = dnn__meas_md(3, dst, c->dt, dnnl_tnc);
+  dnnl_memory_desc_t wlmd = dnn__meas_md(5, wl, c->dt, ANY);
+  dnnl_memory_desc_t wimd = dnn__meas_md(5, wi, c->dt, ANY);
   /* oneDNN keeps the LSTM bias in f32 for bf16 too. */
-  dnnl_memory_desc_t bmd = md_of(4, b, dnnl_f32, ANY);
+  dnnl_memory_desc_t bmd = dnn__meas_md(4, b, dnnl_f32, ANY);
   dnnl_rnn_desc_t fd, bd;
   if (dnnl_lstm_forward_desc_init(
           &fd, dnnl_forward_training, dnnl_unidirectional_left2right, &smd,
           NULL, NULL, &wlmd, &wimd, &bmd, &dmd, NULL, NULL, 0) != dnnl_success)
     return DNN_EUNSUPPORTED;
-  dnn_status st = job_make(c, &u->fwd, &fd, NULL, NULL, 0, err);
+  dnn_status st = unit_fwd(c, u, &fd, err);
   if (st)
     return st;
-  u->has[DNN_PASS_FWD] = true;
-  if (dnnl_lstm_backward_desc_init(
-          &bd, dnnl_backward, dnnl_unidirectional_left2right, &smd, NULL, NULL,
-          &wlmd, &wimd, &bmd, &dmd, NULL, NULL, &smd, NULL, NULL, &wlmd, &wimd,
-          &bmd, &dmd, NULL, NULL, 0) == dnnl_success) {
-    st = job_make(c, &u->bwd_data, &bd, NULL, &u->fwd, 0, err);
-    if (st && st != DNN_EUNSUPPORTED)
-      return st;
-    u->has[DNN_PASS_BWD_DATA] = u->has[DNN_PASS_BWD_WEIGHTS] = st == DNN_OK;
-    u->fused_bwd = true;
-  }
-  return DNN_OK;
+  bool ok = dnnl_lstm_backward_desc_init(
+                &bd, dnnl_backward, dnnl_unidirectional_left2right, &smd, NULL,
+                NULL, &wlmd, &wimd, &bmd, &dmd, NULL, NULL, &smd, NULL, NULL,
+                &wlmd, &wimd, &bmd, &dmd, NULL, NULL, 0) == dnnl_success;
+  return unit_bwd(c, u, DNN_PASS_BWD_DATA, true, ok ? &bd : NULL, err);
 }
 
 /* Builds the primitives of layer `i`; DNN_EUNSUPPORTED (no message) when
@@ -1020,6 +871,24 @@ static void lstm_dir(const unit *u, float *p, size_t n, const float *g,
  * Verifies the kernel of `pass` of unit `u` (built at the verify batch):
  * relative L2 and max-norm errors in *l2 and *mx.
  */
+/* Sets what `pass` of a weighted layer (convolution, inner product) reads
+ * from the plain x, w, bias (NULL: none) and dy, then runs `j`. */
+static dnn_status run_weighted(ctx *c, const job *j, dnn_pass pass,
+                               const float *x, const float *w,
+                               const float *bias, const float *dy,
+                               dnn_error *err) {
+  dnn_status st = DNN_OK;
+  if (pass != DNN_PASS_BWD_DATA)
+    st = job_set(c, j, DNNL_ARG_SRC, x, err);
+  if (st == DNN_OK && pass != DNN_PASS_BWD_WEIGHTS)
+    st = job_set(c, j, DNNL_ARG_WEIGHTS, w, err);
+  if (st == DNN_OK && pass == DNN_PASS_FWD && bias)
+    st = job_set(c, j, DNNL_ARG_BIAS, bias, err);
+  if (st == DNN_OK && pass != DNN_PASS_FWD)
+    st = job_set(c, j, DNNL_ARG_DIFF_DST, dy, err);
+  return st ? st : job_run(c, j, err);
+}
+
 static dnn_status verify(ctx *c, const dnn_net *net, size_t i, unit *u,
                          dnn_pass pass, double *l2, double *mx,
                          dnn_error *err) {
@@ -1055,24 +924,14 @@ static dnn_status verify(ctx *c, const dnn_net *net, size_t i, unit *u,
     if (!x || !w || !bias || !dy || !r0 || !r1)
       NOMEM;
     bool has_bias = l->p.conv.bias;
+    TRY(run_weighted(c, j, pass, x, w, has_bias ? bias : NULL, dy, err));
     if (pass == DNN_PASS_FWD) {
-      TRY(job_set(c, j, DNNL_ARG_SRC, x, err));
-      TRY(job_set(c, j, DNNL_ARG_WEIGHTS, w, err));
-      if (has_bias)
-        TRY(job_set(c, j, DNNL_ARG_BIAS, bias, err));
-      TRY(job_run(c, j, err));
       dnn__ref_conv_fwd(s, x, w, has_bias ? bias : NULL, r0);
       TRY(check(c, j, DNNL_ARG_DST, r0, ny, scale, &b, l2, mx, err));
     } else if (pass == DNN_PASS_BWD_DATA) {
-      TRY(job_set(c, j, DNNL_ARG_WEIGHTS, w, err));
-      TRY(job_set(c, j, DNNL_ARG_DIFF_DST, dy, err));
-      TRY(job_run(c, j, err));
       dnn__ref_conv_bwd_data(s, dy, w, r0);
       TRY(check(c, j, DNNL_ARG_DIFF_SRC, r0, nx, scale, &b, l2, mx, err));
     } else {
-      TRY(job_set(c, j, DNNL_ARG_SRC, x, err));
-      TRY(job_set(c, j, DNNL_ARG_DIFF_DST, dy, err));
-      TRY(job_run(c, j, err));
       dnn__ref_conv_bwd_weights(s, x, dy, r0, r1);
       TRY(check(c, j, DNNL_ARG_DIFF_WEIGHTS, r0, nw, scale, &b, l2, mx, err));
       if (has_bias)
@@ -1089,24 +948,14 @@ static dnn_status verify(ctx *c, const dnn_net *net, size_t i, unit *u,
     if (!x || !w || !bias || !dy || !r0 || !r1)
       NOMEM;
     bool has_bias = l->p.fc.bias;
+    TRY(run_weighted(c, j, pass, x, w, has_bias ? bias : NULL, dy, err));
     if (pass == DNN_PASS_FWD) {
-      TRY(job_set(c, j, DNNL_ARG_SRC, x, err));
-      TRY(job_set(c, j, DNNL_ARG_WEIGHTS, w, err));
-      if (has_bias)
-        TRY(job_set(c, j, DNNL_ARG_BIAS, bias, err));
-      TRY(job_run(c, j, err));
       dnn__ref_ip_fwd(n, in, out, x, w, has_bias ? bias : NULL, r0);
       TRY(check(c, j, DNNL_ARG_DST, r0, n * out, scale, &b, l2, mx, err));
     } else if (pass == DNN_PASS_BWD_DATA) {
-      TRY(job_set(c, j, DNNL_ARG_WEIGHTS, w, err));
-      TRY(job_set(c, j, DNNL_ARG_DIFF_DST, dy, err));
-      TRY(job_run(c, j, err));
       dnn__ref_ip_bwd_data(n, in, out, dy, w, r0);
       TRY(check(c, j, DNNL_ARG_DIFF_SRC, r0, n * in, scale, &b, l2, mx, err));
     } else {
-      TRY(job_set(c, j, DNNL_ARG_SRC, x, err));
-      TRY(job_set(c, j, DNNL_ARG_DIFF_DST, dy, err));
-      TRY(job_run(c, j, err));
       dnn__ref_ip_bwd_weights(n, in, out, x, dy, r0, r1);
       TRY(check(c, j, DNNL_ARG_DIFF_WEIGHTS, r0, out * in, scale, &b, l2, mx,
                 err));
@@ -1333,10 +1182,10 @@ static dnn_status run_timed(void *ud, size_t runs, double *elapsed,
   dnn_status st = DNN_OK;
   double t0 = dnn_meas_now_s();
   for (size_t r = 0; r < runs; r++)
-    DNNL_TRY(
+    DNN__MEAS_DNNL_TRY(
         dnnl_primitive_execute(t->j->prim, t->c->stream, t->j->n, t->j->args),
         "primitive_execute");
-  DNNL_TRY(dnnl_stream_wait(t->c->stream), "stream_wait");
+  DNN__MEAS_DNNL_TRY(dnnl_stream_wait(t->c->stream), "stream_wait");
   *elapsed = dnn_meas_now_s() - t0;
 fail:
   return st;
@@ -1404,7 +1253,7 @@ dnn_status dnn_meas_cpu_kernels(const dnn_net *net,
     ctx_close(&c);
     return st;
   }
-  int prev_threads = threads_set(p->threads);
+  int prev_threads = dnn__meas_threads(p->threads);
   size_t nl = dnn_net_layer_count(net);
   size_t total = nl * p->n_batches, done = 0;
   for (size_t i = 0; i < nl && st == DNN_OK; i++) {
@@ -1502,7 +1351,7 @@ dnn_status dnn_meas_cpu_kernels(const dnn_net *net,
   }
   if (st == DNN_OK && p->progress)
     p->progress(p->progress_ud, total, total, "done");
-  threads_restore(prev_threads);
+  dnn__meas_threads_restore(prev_threads);
   ctx_close(&c);
   return st;
 }
@@ -1569,7 +1418,7 @@ static const char *isa_name(dnnl_cpu_isa_t isa) {
 dnn_status dnn_meas_cpu_peaks(bool quick, size_t threads, dnn_meas_peaks *out,
                               dnn_error *err) {
   memset(out, 0, sizeof *out);
-  int prev_threads = threads_set(threads);
+  int prev_threads = dnn__meas_threads(threads);
   ctx c;
   dnn_status st = ctx_open(&c, DNN_DTYPE_FP32, err);
   job j;
@@ -1579,10 +1428,9 @@ dnn_status dnn_meas_cpu_peaks(bool quick, size_t threads, dnn_meas_peaks *out,
     goto fail;
   dnn_meas_sysinfo si;
   dnn_meas_sysinfo_get(&si);
-  size_t used = si.cpus;
-#if HAVE_OMP_THREADS
-  used = (size_t)omp_get_max_threads();
-#endif
+  /* OpenMP's current thread count (0 without OpenMP: all CPUs). */
+  int omp_threads = dnn__meas_threads(0);
+  size_t used = omp_threads > 0 ? (size_t)omp_threads : si.cpus;
   snprintf(out->device, sizeof out->device, "%s (%zu of %zu logical CPUs)",
            si.cpu, used < si.cpus ? used : si.cpus, si.cpus);
   const dnnl_version_t *v = dnnl_version();
@@ -1613,7 +1461,7 @@ dnn_status dnn_meas_cpu_peaks(bool quick, size_t threads, dnn_meas_peaks *out,
    * (the peak is the best any large kernel reaches). */
   {
     int64_t d[2] = {(int64_t)n, (int64_t)n};
-    dnnl_memory_desc_t f32 = md_of(2, d, dnnl_f32, ANY);
+    dnnl_memory_desc_t f32 = dnn__meas_md(2, d, dnnl_f32, ANY);
     dnnl_matmul_desc_t md;
     if (dnnl_matmul_desc_init(&md, &f32, &f32, NULL, &f32) == dnnl_success &&
         job_make(&c, &j, &md, NULL, NULL, 0, err) == DNN_OK) {
@@ -1626,8 +1474,8 @@ dnn_status dnn_meas_cpu_peaks(bool quick, size_t threads, dnn_meas_peaks *out,
     job_free(&j);
     int64_t ch = quick ? 128 : 256, hw = quick ? 16 : 32, nb = quick ? 4 : 8;
     int64_t src[4] = {nb, ch, hw, hw}, w[4] = {ch, ch, 3, 3};
-    dnnl_memory_desc_t smd = md_of(4, src, dnnl_f32, ANY);
-    dnnl_memory_desc_t wmd = md_of(4, w, dnnl_f32, ANY);
+    dnnl_memory_desc_t smd = dnn__meas_md(4, src, dnnl_f32, ANY);
+    dnnl_memory_desc_t wmd = dnn__meas_md(4, w, dnnl_f32, ANY);
     dnnl_dims_t one = {1, 1}, pad = {1, 1};
     dnnl_convolution_desc_t cd;
     if (dnnl_convolution_forward_desc_init(
@@ -1647,8 +1495,8 @@ dnn_status dnn_meas_cpu_peaks(bool quick, size_t threads, dnn_meas_peaks *out,
   if (isa == dnnl_cpu_isa_avx512_core_bf16 ||
       isa == dnnl_cpu_isa_avx512_core_amx) {
     int64_t d[2] = {(int64_t)n, (int64_t)n};
-    dnnl_memory_desc_t s16 = md_of(2, d, dnnl_bf16, ANY);
-    dnnl_memory_desc_t d32 = md_of(2, d, dnnl_f32, ANY);
+    dnnl_memory_desc_t s16 = dnn__meas_md(2, d, dnnl_bf16, ANY);
+    dnnl_memory_desc_t d32 = dnn__meas_md(2, d, dnnl_f32, ANY);
     dnnl_matmul_desc_t md;
     if (dnnl_matmul_desc_init(&md, &s16, &s16, NULL, &d32) == dnnl_success &&
         job_make(&c, &j, &md, NULL, NULL, 0, err) == DNN_OK) {
@@ -1662,11 +1510,12 @@ dnn_status dnn_meas_cpu_peaks(bool quick, size_t threads, dnn_meas_peaks *out,
   /* Bandwidth: out-of-place y = x (eltwise linear) on a large vector. */
   {
     int64_t d[1] = {(int64_t)(quick ? 8 : 32) * 1024 * 1024};
-    dnnl_memory_desc_t md = md_of(1, d, dnnl_f32, dnnl_a);
+    dnnl_memory_desc_t md = dnn__meas_md(1, d, dnnl_f32, dnnl_a);
     dnnl_eltwise_desc_t ed;
-    DNNL_TRY(dnnl_eltwise_forward_desc_init(&ed, dnnl_forward_inference,
-                                            dnnl_eltwise_linear, &md, 1, 0),
-             "eltwise_forward_desc_init");
+    DNN__MEAS_DNNL_TRY(
+        dnnl_eltwise_forward_desc_init(&ed, dnnl_forward_inference,
+                                       dnnl_eltwise_linear, &md, 1, 0),
+        "eltwise_forward_desc_init");
     if ((st = job_make(&c, &j, &ed, NULL, NULL, 0, err)))
       goto fail;
     if ((st = time_job(&c, &j, NULL, quick, &t, err)))
@@ -1677,11 +1526,12 @@ dnn_status dnn_meas_cpu_peaks(bool quick, size_t threads, dnn_meas_peaks *out,
   /* Overhead of a primitive with almost no work. */
   {
     int64_t d[1] = {16};
-    dnnl_memory_desc_t md = md_of(1, d, dnnl_f32, dnnl_a);
+    dnnl_memory_desc_t md = dnn__meas_md(1, d, dnnl_f32, dnnl_a);
     dnnl_eltwise_desc_t ed;
-    DNNL_TRY(dnnl_eltwise_forward_desc_init(&ed, dnnl_forward_inference,
-                                            dnnl_eltwise_relu, &md, 0, 0),
-             "eltwise_forward_desc_init");
+    DNN__MEAS_DNNL_TRY(
+        dnnl_eltwise_forward_desc_init(&ed, dnnl_forward_inference,
+                                       dnnl_eltwise_relu, &md, 0, 0),
+        "eltwise_forward_desc_init");
     if ((st = job_make(&c, &j, &ed, NULL, NULL, 0, err)))
       goto fail;
     if ((st = time_job(&c, &j, NULL, quick, &t, err)))
@@ -1698,7 +1548,7 @@ fail:
   dnn_free(b);
   dnn_free(cm);
   ctx_close(&c);
-  threads_restore(prev_threads);
+  dnn__meas_threads_restore(prev_threads);
   return st;
 }
 

@@ -203,33 +203,14 @@ size_t dnn__xeng_dims(const dnn__xeng *e, size_t i, bool output,
 
 #else
 
-#include <dnnl.h>
-#if DNNSIM_HAVE_OMP && DNNL_CPU_THREADING_RUNTIME == DNNL_RUNTIME_OMP
-#include <omp.h>
-#define HAVE_OMP_THREADS 1
-#else
-#define HAVE_OMP_THREADS 0
-#endif
+#include "dnnl_util.h"
 
 int dnn__xeng_threads(size_t threads) {
-#if HAVE_OMP_THREADS
-  int prev = omp_get_max_threads();
-  if (threads > 0)
-    omp_set_num_threads((int)threads);
-  return prev;
-#else
-  (void)threads;
-  return 0;
-#endif
+  return dnn__meas_threads(threads);
 }
 
 void dnn__xeng_threads_restore(int prev) {
-#if HAVE_OMP_THREADS
-  if (prev > 0)
-    omp_set_num_threads(prev);
-#else
-  (void)prev;
-#endif
+  dnn__meas_threads_restore(prev);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -335,16 +316,6 @@ struct dnn__xeng {
   unsigned long long rng;        /* dropout masks */
 };
 
-#define TRY_DNNL(call, what)                                                   \
-  do {                                                                         \
-    dnnl_status_t s_ = (call);                                                 \
-    if (s_ != dnnl_success) {                                                  \
-      st = DNN_FAIL(err, DNN_ETOOLFAIL, "oneDNN %s failed (status %d)", what,  \
-                    (int)s_);                                                  \
-      goto fail;                                                               \
-    }                                                                          \
-  } while (0)
-
 #define TRY(x)                                                                 \
   do {                                                                         \
     if ((st = (x)) != DNN_OK)                                                  \
@@ -381,7 +352,7 @@ static dnn_status make_prim(dnn__xeng *e, dnnl_primitive_desc_t pd,
                             dnnl_primitive_t *out, dnn_error *err) {
   dnn_status st = DNN_OK;
   *out = NULL;
-  TRY_DNNL(dnnl_primitive_create(out, pd), "primitive_create");
+  DNN__MEAS_DNNL_TRY(dnnl_primitive_create(out, pd), "primitive_create");
   return keep_prim(e, *out, err);
 fail:
   return st;
@@ -394,42 +365,41 @@ static dnn_status list_add(xlist *l, const xop *op, dnn_error *err) {
   return DNN_OK;
 }
 
+/* Every tensor of the engine is f32. */
 static dnnl_memory_desc_t md_of(int nd, const int64_t *dims,
                                 dnnl_format_tag_t tag) {
-  dnnl_memory_desc_t md;
-  memset(&md, 0, sizeof md);
-  dnnl_dims_t d;
-  for (int i = 0; i < nd; i++)
-    d[i] = dims[i];
-  if (dnnl_memory_desc_init_by_tag(&md, nd, d, dnnl_f32, tag) != dnnl_success)
-    memset(&md, 0, sizeof md);
-  return md;
-}
-
-static const dnnl_format_tag_t PLAIN[] = {
-    dnnl_format_tag_undef, dnnl_a, dnnl_ab, dnnl_abc, dnnl_abcd, dnnl_abcde};
-
-/* The plain (row-major) layout of a descriptor's dims. */
-static dnnl_memory_desc_t md_plain(const dnnl_memory_desc_t *md) {
-  int nd = md->ndims;
-  return md_of(nd, md->dims, nd >= 1 && nd <= 5 ? PLAIN[nd] : 0);
+  return dnn__meas_md(nd, dims, dnnl_f32, tag);
 }
 
 static bool md_is_plain(const dnnl_memory_desc_t *md) {
-  dnnl_memory_desc_t p = md_plain(md);
+  dnnl_memory_desc_t p = dnn__meas_md_plain(md);
   return dnnl_memory_desc_equal(&p, md) != 0;
 }
 
-/* Layer output (or input) dims with the batch first. */
-static int dims_of(const dnn_shape *s, size_t batch, int64_t *d) {
-  d[0] = (int64_t)batch;
-  for (size_t k = 0; k < s->rank; k++)
-    d[k + 1] = (int64_t)s->dim[k];
-  return (int)s->rank + 1;
+/* The plain layout of layer j's output at the micro-batch. */
+static dnnl_memory_desc_t out_md_plain(const dnn__xeng *e, size_t j) {
+  dnnl_dims_t d;
+  int nd = dnn__meas_batch_dims(&dnn_net_layer(e->p.net, j)->out, e->p.mbs, d);
+  return md_of(nd, d, dnn__meas_plain_tag(nd));
 }
 
 static size_t md_floats(const dnnl_memory_desc_t *md) {
   return dnnl_memory_desc_get_size(md) / sizeof(float);
+}
+
+/* A new buffer for `n` memories (none created yet) with descriptor `md`,
+ * in the engine's list for dnn__xeng_free; NULL when out of memory. */
+static xbuf *buf_add(dnn__xeng *e, const dnnl_memory_desc_t *md, size_t n) {
+  if (!dnn__grow((void **)&e->bufs, &e->cap_bufs, e->n_bufs + 1,
+                 sizeof *e->bufs))
+    return NULL;
+  xbuf *b = dnn_calloc(1, sizeof *b);
+  if (b == NULL)
+    return NULL;
+  e->bufs[e->n_bufs++] = b;
+  b->md = *md;
+  b->n = n;
+  return b;
 }
 
 /* A new buffer; `per_slot` gives one memory per slot. Random contents
@@ -439,20 +409,16 @@ static dnn_status buf_new(dnn__xeng *e, const dnnl_memory_desc_t *md,
                           dnn_error *err) {
   dnn_status st = DNN_OK;
   *out = NULL;
-  if (!dnn__grow((void **)&e->bufs, &e->cap_bufs, e->n_bufs + 1,
-                 sizeof *e->bufs))
-    return nomem(err);
-  xbuf *b = dnn_calloc(1, sizeof *b);
+  xbuf *b = buf_add(e, md, per_slot ? e->p.slots : 1);
   if (b == NULL)
     return nomem(err);
-  e->bufs[e->n_bufs++] = b;
-  b->md = *md;
-  b->n = per_slot ? e->p.slots : 1;
   for (size_t k = 0; k < b->n; k++) {
-    TRY_DNNL(dnnl_memory_create(&b->m[k], md, e->eng, DNNL_MEMORY_ALLOCATE),
-             "memory_create");
+    DNN__MEAS_DNNL_TRY(
+        dnnl_memory_create(&b->m[k], md, e->eng, DNNL_MEMORY_ALLOCATE),
+        "memory_create");
     void *ptr = NULL;
-    TRY_DNNL(dnnl_memory_get_data_handle(b->m[k], &ptr), "get_data_handle");
+    DNN__MEAS_DNNL_TRY(dnnl_memory_get_data_handle(b->m[k], &ptr),
+                       "get_data_handle");
     size_t bytes = dnnl_memory_desc_get_size(md);
     if (fill)
       dnn__meas_fill(ptr, bytes / sizeof(float),
@@ -471,19 +437,15 @@ static dnn_status buf_view(dnn__xeng *e, const dnnl_memory_desc_t *md,
                            const xbuf *base, xbuf **out, dnn_error *err) {
   dnn_status st = DNN_OK;
   *out = NULL;
-  if (!dnn__grow((void **)&e->bufs, &e->cap_bufs, e->n_bufs + 1,
-                 sizeof *e->bufs))
-    return nomem(err);
-  xbuf *b = dnn_calloc(1, sizeof *b);
+  xbuf *b = buf_add(e, md, base->n);
   if (b == NULL)
     return nomem(err);
-  e->bufs[e->n_bufs++] = b;
-  b->md = *md;
-  b->n = base->n;
   for (size_t k = 0; k < b->n; k++) {
     void *ptr = NULL;
-    TRY_DNNL(dnnl_memory_get_data_handle(base->m[k], &ptr), "get_data_handle");
-    TRY_DNNL(dnnl_memory_create(&b->m[k], md, e->eng, ptr), "memory_create");
+    DNN__MEAS_DNNL_TRY(dnnl_memory_get_data_handle(base->m[k], &ptr),
+                       "get_data_handle");
+    DNN__MEAS_DNNL_TRY(dnnl_memory_create(&b->m[k], md, e->eng, ptr),
+                       "memory_create");
   }
   *out = b;
 fail:
@@ -495,16 +457,11 @@ static dnn_status buf_at(dnn__xeng *e, const dnnl_memory_desc_t *md, void *ptr,
                          xbuf **out, dnn_error *err) {
   dnn_status st = DNN_OK;
   *out = NULL;
-  if (!dnn__grow((void **)&e->bufs, &e->cap_bufs, e->n_bufs + 1,
-                 sizeof *e->bufs))
-    return nomem(err);
-  xbuf *b = dnn_calloc(1, sizeof *b);
+  xbuf *b = buf_add(e, md, 1);
   if (b == NULL)
     return nomem(err);
-  e->bufs[e->n_bufs++] = b;
-  b->md = *md;
-  b->n = 1;
-  TRY_DNNL(dnnl_memory_create(&b->m[0], md, e->eng, ptr), "memory_create");
+  DNN__MEAS_DNNL_TRY(dnnl_memory_create(&b->m[0], md, e->eng, ptr),
+                     "memory_create");
   *out = b;
 fail:
   return st;
@@ -524,6 +481,23 @@ static float *ptr_of(const xbuf *b, size_t slot) {
 /* Conversions and gradient contributions                                   */
 /* ------------------------------------------------------------------------ */
 
+/* Appends argument `arg` of `op`, bound to buffer `b`. */
+static void op_arg(xop *op, int arg, xbuf *b) {
+  op->arg[op->n] = arg;
+  op->buf[op->n++] = b;
+}
+
+/* Keeps `pd` and makes `op` its primitive, marked glue (the caller adds
+ * the arguments). */
+static dnn_status glue_op(dnn__xeng *e, dnnl_primitive_desc_t pd, xop *op,
+                          dnn_error *err) {
+  memset(op, 0, sizeof *op);
+  op->kind = OP_PRIM;
+  op->glue = true;
+  dnn_status st = keep_pd(e, pd, err);
+  return st ? st : make_prim(e, pd, &op->prim, err);
+}
+
 /* A reorder `from` -> `to` appended to `l` (glue). */
 static dnn_status add_reorder(dnn__xeng *e, xlist *l, xbuf *from, xbuf *to,
                               dnn_error *err) {
@@ -537,17 +511,10 @@ static dnn_status add_reorder(dnn__xeng *e, xlist *l, xbuf *from, xbuf *to,
                     from->md.ndims, (long long)from->md.dims[0],
                     (long long)from->md.dims[1], to->md.ndims,
                     (long long)to->md.dims[0], (long long)to->md.dims[1]);
-  TRY(keep_pd(e, pd, err));
   xop op;
-  memset(&op, 0, sizeof op);
-  op.kind = OP_PRIM;
-  op.glue = true;
-  TRY(make_prim(e, pd, &op.prim, err));
-  op.n = 2;
-  op.arg[0] = DNNL_ARG_FROM;
-  op.buf[0] = from;
-  op.arg[1] = DNNL_ARG_TO;
-  op.buf[1] = to;
+  TRY(glue_op(e, pd, &op, err));
+  op_arg(&op, DNNL_ARG_FROM, from);
+  op_arg(&op, DNNL_ARG_TO, to);
   return list_add(l, &op, err);
 fail:
   return st;
@@ -560,22 +527,14 @@ static dnn_status add_accum(dnn__xeng *e, xlist *l, xbuf *from, xbuf *to,
   dnnl_primitive_desc_t pd = NULL;
   const float scales[2] = {1.0f, 1.0f};
   dnnl_memory_desc_t srcs[2] = {to->md, from->md};
-  TRY_DNNL(dnnl_sum_primitive_desc_create(&pd, &to->md, 2, scales, srcs, NULL,
-                                          e->eng),
-           "sum_primitive_desc_create");
-  TRY(keep_pd(e, pd, err));
+  DNN__MEAS_DNNL_TRY(dnnl_sum_primitive_desc_create(&pd, &to->md, 2, scales,
+                                                    srcs, NULL, e->eng),
+                     "sum_primitive_desc_create");
   xop op;
-  memset(&op, 0, sizeof op);
-  op.kind = OP_PRIM;
-  op.glue = true;
-  TRY(make_prim(e, pd, &op.prim, err));
-  op.n = 3;
-  op.arg[0] = DNNL_ARG_DST;
-  op.buf[0] = to;
-  op.arg[1] = DNNL_ARG_MULTIPLE_SRC;
-  op.buf[1] = to;
-  op.arg[2] = DNNL_ARG_MULTIPLE_SRC + 1;
-  op.buf[2] = from;
+  TRY(glue_op(e, pd, &op, err));
+  op_arg(&op, DNNL_ARG_DST, to);
+  op_arg(&op, DNNL_ARG_MULTIPLE_SRC, to);
+  op_arg(&op, DNNL_ARG_MULTIPLE_SRC + 1, from);
   return list_add(l, &op, err);
 fail:
   return st;
@@ -651,9 +610,7 @@ static dnnl_memory_desc_t in_md(const dnn__xeng *e, const dnn_layer *l,
   const xtensor *t = &e->t[l->inputs[k]];
   if (t->act)
     return t->act->md;
-  dnnl_dims_t d;
-  int nd = dims_of(&dnn_net_layer(e->p.net, l->inputs[k])->out, e->p.mbs, d);
-  return md_of(nd, d, PLAIN[nd]);
+  return out_md_plain(e, l->inputs[k]);
 }
 
 static dnn_status pd_create(dnn__xeng *e, const void *op,
@@ -686,35 +643,30 @@ static dnn_status pd_create_fast(dnn__xeng *e, const void *op,
   return DNN_OK;
 }
 
+/* DNN_EUNSUPPORTED: oneDNN has no `what` kernel for layer X. */
+static dnn_status no_kernel(const dnn__xeng *e, const xlayer *X,
+                            const char *what, dnn_error *err) {
+  return DNN_FAIL(err, DNN_EUNSUPPORTED,
+                  "oneDNN has no %s for layer '%s' at batch %zu", what,
+                  X->l->name, e->p.mbs);
+}
+
 /* Convolution: descriptors of the three passes. */
 static dnn_status conv_pds(dnn__xeng *e, xlayer *X, dnn_error *err) {
   dnn__conv_shape s;
   dnn__meas_conv_shape(e->p.net, X->l->index, e->p.mbs, &s);
-  int64_t src[4] = {(int64_t)s.n, (int64_t)s.ic, (int64_t)s.ih, (int64_t)s.iw};
-  int64_t dst[4] = {(int64_t)s.n, (int64_t)s.oc, (int64_t)s.oh, (int64_t)s.ow};
-  int64_t g = (int64_t)s.groups;
-  int64_t w5[5] = {g, (int64_t)s.oc / g, (int64_t)s.ic / g, (int64_t)s.kh,
-                   (int64_t)s.kw};
-  int64_t w4[4] = {(int64_t)s.oc, (int64_t)s.ic, (int64_t)s.kh, (int64_t)s.kw};
-  int64_t bias[1] = {(int64_t)s.oc};
-  dnnl_memory_desc_t smd = md_of(4, src, ANY), dmd = md_of(4, dst, ANY);
-  dnnl_memory_desc_t wmd = g > 1 ? md_of(5, w5, ANY) : md_of(4, w4, ANY);
-  dnnl_memory_desc_t bmd = md_of(1, bias, ANY);
+  dnn__meas_conv_geom g;
+  dnn__meas_conv_geom_of(&s, &g);
+  dnnl_memory_desc_t smd = md_of(4, g.src, ANY), dmd = md_of(4, g.dst, ANY);
+  dnnl_memory_desc_t wmd =
+      g.groups > 1 ? md_of(5, g.w5, ANY) : md_of(4, g.w4, ANY);
+  dnnl_memory_desc_t bmd = md_of(1, g.bias, ANY);
   const dnnl_memory_desc_t *bp = X->l->p.conv.bias ? &bmd : NULL;
-  dnnl_dims_t strides = {(int64_t)s.sh, (int64_t)s.sw};
-  dnnl_dims_t dil = {(int64_t)s.dh - 1, (int64_t)s.dw - 1};
-  dnnl_dims_t pl = {(int64_t)s.ph, (int64_t)s.pw};
-  dnnl_dims_t pr = {((int64_t)s.oh - 1) * (int64_t)s.sh +
-                        ((int64_t)s.kh - 1) * (int64_t)s.dh + 1 -
-                        (int64_t)s.ih - (int64_t)s.ph,
-                    ((int64_t)s.ow - 1) * (int64_t)s.sw +
-                        ((int64_t)s.kw - 1) * (int64_t)s.dw + 1 -
-                        (int64_t)s.iw - (int64_t)s.pw};
   dnnl_convolution_desc_t fd, bd, wd;
   dnn_status st = DNN_OK;
   if (dnnl_dilated_convolution_forward_desc_init(
           &fd, dnnl_forward_training, dnnl_convolution_direct, &smd, &wmd, bp,
-          &dmd, strides, dil, pl, pr) != dnnl_success ||
+          &dmd, g.strides, g.dil, g.pl, g.pr) != dnnl_success ||
       pd_create(e, &fd, NULL, true, &X->fpd))
     goto unsupported;
   TRY(keep_pd(e, X->fpd, err));
@@ -726,32 +678,30 @@ static dnn_status conv_pds(dnn__xeng *e, xlayer *X, dnn_error *err) {
       dnnl_primitive_desc_query_md(X->fpd, dnnl_query_weights_md, 0);
   if (X->l->needs_input_grad) {
     if ((dnnl_dilated_convolution_backward_data_desc_init(
-             &bd, dnnl_convolution_direct, &smd, fw, &dmd, strides, dil, pl,
-             pr) != dnnl_success ||
+             &bd, dnnl_convolution_direct, &smd, fw, &dmd, g.strides, g.dil,
+             g.pl, g.pr) != dnnl_success ||
          pd_create_fast(e, &bd, X->fpd, &X->dpd)) &&
         (dnnl_dilated_convolution_backward_data_desc_init(
-             &bd, dnnl_convolution_direct, &smd, &wmd, &dmd, strides, dil, pl,
-             pr) != dnnl_success ||
+             &bd, dnnl_convolution_direct, &smd, &wmd, &dmd, g.strides, g.dil,
+             g.pl, g.pr) != dnnl_success ||
          pd_create(e, &bd, X->fpd, true, &X->dpd)))
       goto unsupported;
     TRY(keep_pd(e, X->dpd, err));
   }
   if (dnnl_dilated_convolution_backward_weights_desc_init(
-          &wd, dnnl_convolution_direct, &smd, fw, bp, &dmd, strides, dil, pl,
-          pr) != dnnl_success ||
+          &wd, dnnl_convolution_direct, &smd, fw, bp, &dmd, g.strides, g.dil,
+          g.pl, g.pr) != dnnl_success ||
       pd_create_fast(e, &wd, X->fpd, &X->wpd)) {
     if (dnnl_dilated_convolution_backward_weights_desc_init(
-            &wd, dnnl_convolution_direct, &smd, &wmd, bp, &dmd, strides, dil,
-            pl, pr) != dnnl_success ||
+            &wd, dnnl_convolution_direct, &smd, &wmd, bp, &dmd, g.strides,
+            g.dil, g.pl, g.pr) != dnnl_success ||
         pd_create(e, &wd, X->fpd, true, &X->wpd))
       goto unsupported;
   }
   TRY(keep_pd(e, X->wpd, err));
   return DNN_OK;
 unsupported:
-  return DNN_FAIL(err, DNN_EUNSUPPORTED,
-                  "oneDNN has no convolution for layer '%s' at batch %zu",
-                  X->l->name, e->p.mbs);
+  return no_kernel(e, X, "convolution", err);
 fail:
   return st;
 }
@@ -815,9 +765,7 @@ static dnn_status fc_pds(dnn__xeng *e, xlayer *X, dnn_error *err) {
   TRY(keep_pd(e, X->wpd, err));
   return DNN_OK;
 unsupported:
-  return DNN_FAIL(err, DNN_EUNSUPPORTED,
-                  "oneDNN has no inner product for layer '%s' at batch %zu",
-                  l->name, batch);
+  return no_kernel(e, X, "inner product", err);
 fail:
   return st;
 }
@@ -825,28 +773,19 @@ fail:
 static dnn_status pool_pds(dnn__xeng *e, xlayer *X, dnn_error *err) {
   dnn__pool_shape s;
   dnn__meas_pool_shape(e->p.net, X->l->index, e->p.mbs, &s);
-  int64_t dst[4] = {(int64_t)s.n, (int64_t)s.c, (int64_t)s.oh, (int64_t)s.ow};
-  dnnl_dims_t strides = {(int64_t)s.sh, (int64_t)s.sw};
-  dnnl_dims_t kernel = {(int64_t)s.kh, (int64_t)s.kw};
-  dnnl_dims_t dil = {0, 0};
-  dnnl_dims_t pl = {(int64_t)s.ph, (int64_t)s.pw};
-  dnnl_dims_t pr = {((int64_t)s.oh - 1) * (int64_t)s.sh + (int64_t)s.kh -
-                        (int64_t)s.ih - (int64_t)s.ph,
-                    ((int64_t)s.ow - 1) * (int64_t)s.sw + (int64_t)s.kw -
-                        (int64_t)s.iw - (int64_t)s.pw};
-  dnnl_alg_kind_t alg =
-      s.max ? dnnl_pooling_max : dnnl_pooling_avg_exclude_padding;
+  dnn__meas_pool_geom g;
+  dnn__meas_pool_geom_of(&s, &g);
   dnnl_pooling_v2_desc_t fd, bd;
   dnn_status st = DNN_OK;
   /* In the producer's layout; the plain one when oneDNN cannot. */
   for (int attempt = 0; attempt < 2 && X->fpd == NULL; attempt++) {
     dnnl_memory_desc_t smd = in_md(e, X->l, 0);
     if (attempt == 1)
-      smd = md_plain(&smd);
-    dnnl_memory_desc_t dmd = md_of(4, dst, attempt == 0 ? ANY : dnnl_abcd);
-    if (dnnl_pooling_v2_forward_desc_init(&fd, dnnl_forward_training, alg, &smd,
-                                          &dmd, strides, kernel, dil, pl,
-                                          pr) == dnnl_success)
+      smd = dnn__meas_md_plain(&smd);
+    dnnl_memory_desc_t dmd = md_of(4, g.dst, attempt == 0 ? ANY : dnnl_abcd);
+    if (dnnl_pooling_v2_forward_desc_init(&fd, dnnl_forward_training, g.alg,
+                                          &smd, &dmd, g.strides, g.kernel,
+                                          g.dil, g.pl, g.pr) == dnnl_success)
       pd_create(e, &fd, NULL, true, &X->fpd);
   }
   if (X->fpd == NULL)
@@ -857,32 +796,18 @@ static dnn_status pool_pds(dnn__xeng *e, xlayer *X, dnn_error *err) {
         dnnl_primitive_desc_query_md(X->fpd, dnnl_query_src_md, 0);
     const dnnl_memory_desc_t *dmd =
         dnnl_primitive_desc_query_md(X->fpd, dnnl_query_dst_md, 0);
-    if (dnnl_pooling_v2_backward_desc_init(&bd, alg, smd, dmd, strides, kernel,
-                                           dil, pl, pr) != dnnl_success ||
+    if (dnnl_pooling_v2_backward_desc_init(&bd, g.alg, smd, dmd, g.strides,
+                                           g.kernel, g.dil, g.pl,
+                                           g.pr) != dnnl_success ||
         pd_create(e, &bd, X->fpd, true, &X->dpd))
       goto unsupported;
     TRY(keep_pd(e, X->dpd, err));
   }
   return DNN_OK;
 unsupported:
-  return DNN_FAIL(err, DNN_EUNSUPPORTED,
-                  "oneDNN has no pooling for layer '%s' at batch %zu",
-                  X->l->name, e->p.mbs);
+  return no_kernel(e, X, "pooling", err);
 fail:
   return st;
-}
-
-static dnnl_alg_kind_t act_alg(dnn_act a) {
-  switch (a) {
-  case DNN_ACT_GELU:
-    return dnnl_eltwise_gelu_tanh;
-  case DNN_ACT_TANH:
-    return dnnl_eltwise_tanh;
-  case DNN_ACT_SIGMOID:
-    return dnnl_eltwise_logistic;
-  default:
-    return dnnl_eltwise_relu;
-  }
 }
 
 /* Batch norm, activations, softmax: one data layout for both passes, the
@@ -897,7 +822,7 @@ static dnn_status same_layout_pds(dnn__xeng *e, xlayer *X, dnn_error *err) {
     dnnl_memory_desc_t md = in_md(e, l, 0);
     /* The loss reads plain probabilities. */
     if (attempt == 1 || l->kind == DNN_LAYER_SOFTMAX_XENT)
-      md = md_plain(&md);
+      md = dnn__meas_md_plain(&md);
     if (l->kind == DNN_LAYER_BATCHNORM) {
       dnnl_batch_normalization_desc_t fd;
       if (dnnl_batch_normalization_forward_desc_init(
@@ -906,8 +831,8 @@ static dnn_status same_layout_pds(dnn__xeng *e, xlayer *X, dnn_error *err) {
     } else if (l->kind == DNN_LAYER_ACTIVATION) {
       dnnl_eltwise_desc_t fd;
       if (dnnl_eltwise_forward_desc_init(&fd, dnnl_forward_training,
-                                         act_alg(l->p.act.act), &md, 0,
-                                         0) == dnnl_success)
+                                         dnn__meas_act_alg(l->p.act.act), &md,
+                                         0, 0) == dnnl_success)
         pd_create(e, &fd, NULL, true, &X->fpd);
     } else {
       dnnl_softmax_desc_t fd;
@@ -933,8 +858,8 @@ static dnn_status same_layout_pds(dnn__xeng *e, xlayer *X, dnn_error *err) {
     X->fused = true;
   } else if (l->kind == DNN_LAYER_ACTIVATION) {
     dnnl_eltwise_desc_t bd;
-    if (dnnl_eltwise_backward_desc_init(&bd, act_alg(l->p.act.act), md, md, 0,
-                                        0) != dnnl_success ||
+    if (dnnl_eltwise_backward_desc_init(&bd, dnn__meas_act_alg(l->p.act.act),
+                                        md, md, 0, 0) != dnnl_success ||
         pd_create(e, &bd, X->fpd, true, &X->dpd))
       goto unsupported;
   } else {
@@ -948,9 +873,7 @@ static dnn_status same_layout_pds(dnn__xeng *e, xlayer *X, dnn_error *err) {
   TRY(keep_pd(e, X->dpd, err));
   return DNN_OK;
 unsupported:
-  return DNN_FAIL(err, DNN_EUNSUPPORTED,
-                  "oneDNN has no %s for layer '%s' at batch %zu",
-                  dnn_layer_kind_name(l->kind), l->name, e->p.mbs);
+  return no_kernel(e, X, dnn_layer_kind_name(l->kind), err);
 fail:
   return st;
 }
@@ -965,8 +888,8 @@ static dnn_status add_pds(dnn__xeng *e, xlayer *X, dnn_error *err) {
   for (int attempt = 0; attempt < 2 && X->fpd == NULL; attempt++) {
     dnnl_memory_desc_t a = in_md(e, l, 0), b = in_md(e, l, 1);
     if (attempt == 1) {
-      a = md_plain(&a);
-      b = md_plain(&b);
+      a = dnn__meas_md_plain(&a);
+      b = dnn__meas_md_plain(&b);
     }
     dnnl_binary_desc_t bd;
     if (dnnl_binary_desc_init(&bd, dnnl_binary_add, &a, &b, &a) == dnnl_success)
@@ -1090,9 +1013,7 @@ static dnn_status tensors(dnn__xeng *e, dnn_error *err) {
   dnn_status st = DNN_OK;
   for (size_t k = 0; k < e->n_in && st == DNN_OK; k++) {
     size_t j = e->in[k];
-    dnnl_dims_t d;
-    int nd = dims_of(&dnn_net_layer(e->p.net, j)->out, e->p.mbs, d);
-    dnnl_memory_desc_t md = md_of(nd, d, PLAIN[nd]);
+    dnnl_memory_desc_t md = out_md_plain(e, j);
     st = buf_new(e, &md, true, true, &e->t[j].act, err);
   }
   return st;
@@ -1159,7 +1080,7 @@ static dnn_status forward_pds(dnn__xeng *e, dnn_error *err) {
                         "the flatten reads; layer '%s' is not one",
                         l->name);
       dnnl_dims_t d;
-      int nd = dims_of(&l->out, e->p.mbs, d);
+      int nd = dnn__meas_batch_dims(&l->out, e->p.mbs, d);
       dnnl_memory_desc_t md;
       if (dnnl_memory_desc_reshape(&md, &in->act->md, nd, d) == dnnl_success)
         st = buf_view(e, &md, in->act, &t->act, err);
@@ -1167,7 +1088,7 @@ static dnn_status forward_pds(dnn__xeng *e, dnn_error *err) {
         st = DNN_EUNSUPPORTED;
       if (st == DNN_EUNSUPPORTED) {
         /* Flatten through a plain copy (a reorder, then a view). */
-        dnnl_memory_desc_t pm = md_plain(&in->act->md);
+        dnnl_memory_desc_t pm = dnn__meas_md_plain(&in->act->md);
         xbuf *plain;
         st = buf_new(e, &pm, true, false, &plain, err);
         if (st == DNN_OK)
@@ -1195,7 +1116,7 @@ static dnn_status forward_pds(dnn__xeng *e, dnn_error *err) {
     if (l->kind == DNN_LAYER_SOFTMAX_XENT) {
       /* Its output is the per-sample loss; the tensor the probabilities. */
       dnnl_dims_t d;
-      X->out_rank = (size_t)dims_of(&l->out, e->p.mbs, d);
+      X->out_rank = (size_t)dnn__meas_batch_dims(&l->out, e->p.mbs, d);
       for (size_t k = 0; k < X->out_rank; k++)
         X->out_dims[k] = (size_t)d[k];
     }
@@ -1262,9 +1183,7 @@ static dnn_status gradients(dnn__xeng *e, dnn_error *err) {
         }
     }
     if (t->external) {
-      dnnl_dims_t d;
-      int nd = dims_of(&dnn_net_layer(e->p.net, j)->out, e->p.mbs, d);
-      dnnl_memory_desc_t md = md_of(nd, d, PLAIN[nd]);
+      dnnl_memory_desc_t md = out_md_plain(e, j);
       st = buf_new(e, &md, true, false, &t->grad, err);
       continue;
     }
@@ -1298,7 +1217,7 @@ static dnn_status gradients(dnn__xeng *e, dnn_error *err) {
     xtensor *t = &e->t[e->out[k]];
     if (!t->needs_grad)
       continue;
-    dnnl_memory_desc_t md = md_plain(&t->grad->md);
+    dnnl_memory_desc_t md = dnn__meas_md_plain(&t->grad->md);
     st = buf_new(e, &md, false, false, &t->recv_grad, err);
     if (st == DNN_OK)
       st = add_reorder(e, &t->apply, t->recv_grad, t->grad, err);
@@ -1306,7 +1225,7 @@ static dnn_status gradients(dnn__xeng *e, dnn_error *err) {
   for (size_t k = 0; k < e->n_out && st == DNN_OK; k++) {
     xtensor *t = &e->t[e->out[k]];
     if (!md_is_plain(&t->act->md)) {
-      dnnl_memory_desc_t md = md_plain(&t->act->md);
+      dnnl_memory_desc_t md = dnn__meas_md_plain(&t->act->md);
       st = buf_new(e, &md, true, false, &t->send, err);
     }
   }
@@ -1545,8 +1464,7 @@ static dnn_status kernel_ops(dnn__xeng *e, xlayer *X, dnnl_primitive_desc_t pd,
                     arg, ly->name);
     if (st)
       break;
-    op.arg[op.n] = arg;
-    op.buf[op.n++] = b;
+    op_arg(&op, arg, b);
   }
   for (size_t q = 0; q < pre.n && st == DNN_OK; q++)
     st = list_add(l, &pre.op[q], err);
@@ -1701,14 +1619,14 @@ static dnn_status reorder_once(dnn__xeng *e, const dnnl_memory_desc_t *fmd,
   dnn_status st = DNN_OK;
   dnnl_primitive_desc_t pd = NULL;
   dnnl_primitive_t prim = NULL;
-  TRY_DNNL(
+  DNN__MEAS_DNNL_TRY(
       dnnl_reorder_primitive_desc_create(&pd, fmd, e->eng, tmd, e->eng, NULL),
       "reorder_primitive_desc_create");
-  TRY_DNNL(dnnl_primitive_create(&prim, pd), "primitive_create");
+  DNN__MEAS_DNNL_TRY(dnnl_primitive_create(&prim, pd), "primitive_create");
   dnnl_exec_arg_t args[2] = {{DNNL_ARG_FROM, from}, {DNNL_ARG_TO, to}};
-  TRY_DNNL(dnnl_primitive_execute(prim, e->stream, 2, args),
-           "primitive_execute");
-  TRY_DNNL(dnnl_stream_wait(e->stream), "stream_wait");
+  DNN__MEAS_DNNL_TRY(dnnl_primitive_execute(prim, e->stream, 2, args),
+                     "primitive_execute");
+  DNN__MEAS_DNNL_TRY(dnnl_stream_wait(e->stream), "stream_wait");
 fail:
   if (prim)
     dnnl_primitive_destroy(prim);
@@ -1750,15 +1668,16 @@ static dnn_status augment_inputs(dnn__xeng *e, dnn_error *err) {
     if (!t->deferred || t->act == NULL)
       continue;
     const dnnl_memory_desc_t *md = &t->act->md;
-    dnnl_memory_desc_t plain = md_plain(md);
+    dnnl_memory_desc_t plain = dnn__meas_md_plain(md);
     size_t n = (size_t)md->dims[0], bytes = dnnl_memory_desc_get_size(&plain);
     size_t floats = bytes / sizeof(float) / (n ? n : 1);
     bool is_plain = md_is_plain(md);
     for (size_t k = 0; k < t->act->n && st == DNN_OK; k++) {
       dnnl_memory_t m = t->act->m[k], tmp = NULL;
       if (!is_plain) {
-        TRY_DNNL(dnnl_memory_create(&tmp, &plain, e->eng, DNNL_MEMORY_ALLOCATE),
-                 "memory_create");
+        DNN__MEAS_DNNL_TRY(
+            dnnl_memory_create(&tmp, &plain, e->eng, DNNL_MEMORY_ALLOCATE),
+            "memory_create");
         st = reorder_once(e, md, m, &plain, tmp, err);
       }
       void *ptr = NULL;
@@ -1791,13 +1710,7 @@ dnn_status dnn__xeng_alloc(const dnn__xeng_params *p, dnn__xeng **out,
   e->rng = p->seed ^ 0x9e3779b97f4a7c15ULL;
   DNN_ASSERT(e->last <= e->L);
   dnn_status st = DNN_OK;
-  TRY_DNNL(dnnl_engine_create(&e->eng, dnnl_cpu, 0), "engine_create");
-  TRY_DNNL(dnnl_stream_create(&e->stream, e->eng, dnnl_stream_default_flags),
-           "stream_create");
-  TRY_DNNL(dnnl_primitive_attr_create(&e->attr), "attr_create");
-  TRY_DNNL(dnnl_primitive_attr_set_scratchpad_mode(e->attr,
-                                                   dnnl_scratchpad_mode_user),
-           "set_scratchpad_mode");
+  TRY(dnn__meas_dnnl_open(&e->eng, &e->stream, &e->attr, err));
   e->layers = dnn_calloc(e->L, sizeof *e->layers);
   if (e->layers == NULL) {
     st = nomem(err);
@@ -1847,9 +1760,7 @@ dnn_status dnn__xeng_alloc(const dnn__xeng_params *p, dnn__xeng **out,
    * plain C layer) gets a plain buffer. */
   for (size_t j = p->first; j < e->last; j++)
     if (e->t[j].deferred && e->t[j].act == NULL) {
-      dnnl_dims_t d;
-      int nd = dims_of(&dnn_net_layer(p->net, j)->out, p->mbs, d);
-      dnnl_memory_desc_t md = md_of(nd, d, PLAIN[nd]);
+      dnnl_memory_desc_t md = out_md_plain(e, j);
       TRY(buf_new(e, &md, true, true, &e->t[j].act, err));
     }
   for (size_t j = p->first; j < e->last; j++)
@@ -1942,9 +1853,9 @@ static dnn_status run_op(dnn__xeng *e, const xop *op, size_t slot,
     dnnl_exec_arg_t args[OP_MAX_ARGS];
     for (int k = 0; k < op->n; k++)
       args[k] = (dnnl_exec_arg_t){op->arg[k], mem_of(op->buf[k], slot)};
-    TRY_DNNL(dnnl_primitive_execute(op->prim, e->stream, op->n, args),
-             "primitive_execute");
-    TRY_DNNL(dnnl_stream_wait(e->stream), "stream_wait");
+    DNN__MEAS_DNNL_TRY(dnnl_primitive_execute(op->prim, e->stream, op->n, args),
+                       "primitive_execute");
+    DNN__MEAS_DNNL_TRY(dnnl_stream_wait(e->stream), "stream_wait");
     break;
   }
   case OP_XENT_FWD: {
@@ -2099,11 +2010,12 @@ dnn_status dnn__xeng_share_params(dnn__xeng *e, const dnn__xeng *owner,
       if (bufs[k] == NULL)
         continue;
       void *ptr = NULL;
-      TRY_DNNL(dnnl_memory_get_data_handle(bufs[k]->m[0], &ptr),
-               "get_data_handle");
+      DNN__MEAS_DNNL_TRY(dnnl_memory_get_data_handle(bufs[k]->m[0], &ptr),
+                         "get_data_handle");
       size_t off = (size_t)((const float *)ptr - old[k]);
-      TRY_DNNL(dnnl_memory_set_data_handle(bufs[k]->m[0], now[k] + off),
-               "set_data_handle");
+      DNN__MEAS_DNNL_TRY(
+          dnnl_memory_set_data_handle(bufs[k]->m[0], now[k] + off),
+          "set_data_handle");
     }
   }
   dnn_free(e->raw);

@@ -207,23 +207,6 @@ struct dnn_meas_exec {
  */
 
 #if DNNSIM_HAVE_MPI
-static dnn_status mpi_fail(dnn_error *err, int rc, const char *what) {
-  char msg[MPI_MAX_ERROR_STRING];
-  int len = 0;
-  if (MPI_Error_string(rc, msg, &len) != MPI_SUCCESS)
-    snprintf(msg, sizeof msg, "error %d", rc);
-  return DNN_FAIL(err, DNN_EMPI, "%s failed: %s", what, msg);
-}
-
-#define MPI_TRY(call)                                                          \
-  do {                                                                         \
-    int rc_ = (call);                                                          \
-    if (rc_ != MPI_SUCCESS) {                                                  \
-      st = mpi_fail(err, rc_, #call);                                          \
-      goto fail;                                                               \
-    }                                                                          \
-  } while (0)
-
 /*
  * Every rank returns the status of the lowest failing rank, with its
  * message (the others say which rank failed).
@@ -250,18 +233,10 @@ static dnn_status agree(dnn_status st, size_t rank, dnn_error *err) {
 }
 
 /* Sets coll_tuned_allreduce_algorithm through MPI_T (read when a
- * communicator is created; mpi.c explains why). */
-static bool cvar_write(const char *name, int value) {
-  int idx = -1;
-  if (MPI_T_cvar_get_index(name, &idx) != MPI_SUCCESS)
-    return false;
-  MPI_T_cvar_handle h;
-  int count = 0;
-  if (MPI_T_cvar_handle_alloc(idx, NULL, &h, &count) != MPI_SUCCESS)
-    return false;
-  bool ok = MPI_T_cvar_write(h, &value) == MPI_SUCCESS;
-  MPI_T_cvar_handle_free(&h);
-  return ok;
+ * communicator is created; mpi.c explains why); false when it cannot. */
+static bool force_allreduce(int id) {
+  return dnn__meas_mpi_cvar_write("coll_tuned_allreduce_algorithm", id, NULL) ==
+         DNN_OK;
 }
 
 /* The coll_tuned id of a comm.h allreduce algorithm, or 0. */
@@ -508,18 +483,18 @@ dnn_status dnn_meas_exec_alloc(const dnn_net *net,
      * forced on their communicator when every rank can. */
     if (p->data > 1) {
       int id = p->allreduce != DNN_COMM_ALGO_AUTO ? forced_id(p->allreduce) : 0;
-      bool can = id > 0 && dnn_meas_mpi_can_force(mpi) &&
-                 cvar_write("coll_tuned_allreduce_algorithm", id);
+      bool can = id > 0 && dnn_meas_mpi_can_force(mpi) && force_allreduce(id);
       int c = can ? 1 : 0, all = 0;
-      MPI_TRY(MPI_Allreduce(&c, &all, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD));
+      DNN__MEAS_MPI_TRY(
+          MPI_Allreduce(&c, &all, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD));
       if (can && !all)
-        cvar_write("coll_tuned_allreduce_algorithm", 0);
+        force_allreduce(0);
       x->forced = all == 1;
-      MPI_TRY(MPI_Comm_split(MPI_COMM_WORLD, (int)x->stage, (int)x->replica,
-                             &x->dp));
+      DNN__MEAS_MPI_TRY(MPI_Comm_split(MPI_COMM_WORLD, (int)x->stage,
+                                       (int)x->replica, &x->dp));
       if (x->forced)
-        cvar_write("coll_tuned_allreduce_algorithm", 0);
-      MPI_TRY(MPI_Comm_set_errhandler(x->dp, MPI_ERRORS_RETURN));
+        force_allreduce(0);
+      DNN__MEAS_MPI_TRY(MPI_Comm_set_errhandler(x->dp, MPI_ERRORS_RETURN));
     }
     size_t n_in = dnn__xeng_n_in(x->eng), n_out = dnn__xeng_n_out(x->eng);
     x->n_req = x->n_buckets + x->slots * (n_in + n_out);
@@ -608,7 +583,8 @@ static dnn_status progress(dnn_meas_exec *x, dnn_error *err) {
   if (!x->active)
     return DNN_OK;
   int flag = 0;
-  MPI_TRY(MPI_Testall((int)x->n_req, x->req, &flag, MPI_STATUSES_IGNORE));
+  DNN__MEAS_MPI_TRY(
+      MPI_Testall((int)x->n_req, x->req, &flag, MPI_STATUSES_IGNORE));
   if (flag)
     x->active = false;
 fail:
@@ -623,7 +599,7 @@ static dnn_status wait_slot(dnn_meas_exec *x, bool fwd, size_t slot,
   for (size_t q = 0; q < n; q++) {
     MPI_Request *r = fwd ? req_act(x, q, slot) : req_grad(x, q, slot);
     if (*r != MPI_REQUEST_NULL)
-      MPI_TRY(MPI_Wait(r, MPI_STATUS_IGNORE));
+      DNN__MEAS_MPI_TRY(MPI_Wait(r, MPI_STATUS_IGNORE));
   }
 fail:
   return st;
@@ -645,48 +621,48 @@ static dnn_status comm_step(dnn_meas_exec *x, const dnn_meas_exec_step *s,
   case DNN_MEAS_STEP_RECV_ACT:
     *which = C_BUBBLE;
     buf = dnn__xeng_in_act(x->eng, q, slot, &n, &layer);
-    MPI_TRY(MPI_Recv(buf, (int)n, MPI_FLOAT, (int)s->peer,
-                     tag_of(s->layer, false), MPI_COMM_WORLD,
-                     MPI_STATUS_IGNORE));
+    DNN__MEAS_MPI_TRY(MPI_Recv(buf, (int)n, MPI_FLOAT, (int)s->peer,
+                               tag_of(s->layer, false), MPI_COMM_WORLD,
+                               MPI_STATUS_IGNORE));
     break;
   case DNN_MEAS_STEP_SEND_ACT:
     if ((st = dnn__xeng_out_act(x->eng, q, slot, &buf, &n, &layer, err)))
       goto fail;
-    MPI_TRY(MPI_Isend(buf, (int)n, MPI_FLOAT, (int)s->peer,
-                      tag_of(s->layer, false), MPI_COMM_WORLD,
-                      req_act(x, q, slot)));
+    DNN__MEAS_MPI_TRY(MPI_Isend(buf, (int)n, MPI_FLOAT, (int)s->peer,
+                                tag_of(s->layer, false), MPI_COMM_WORLD,
+                                req_act(x, q, slot)));
     x->active = true;
     break;
   case DNN_MEAS_STEP_RECV_GRAD:
     *which = C_BUBBLE;
     buf = dnn__xeng_out_grad(x->eng, q, &n);
-    MPI_TRY(MPI_Recv(buf, (int)n, MPI_FLOAT, (int)s->peer,
-                     tag_of(s->layer, true), MPI_COMM_WORLD,
-                     MPI_STATUS_IGNORE));
+    DNN__MEAS_MPI_TRY(MPI_Recv(buf, (int)n, MPI_FLOAT, (int)s->peer,
+                               tag_of(s->layer, true), MPI_COMM_WORLD,
+                               MPI_STATUS_IGNORE));
     st = dnn__xeng_out_grad_apply(x->eng, q, slot, err);
     break;
   case DNN_MEAS_STEP_SEND_GRAD:
     buf = dnn__xeng_in_grad(x->eng, q, slot, &n);
-    MPI_TRY(MPI_Isend(buf, (int)n, MPI_FLOAT, (int)s->peer,
-                      tag_of(s->layer, true), MPI_COMM_WORLD,
-                      req_grad(x, q, slot)));
+    DNN__MEAS_MPI_TRY(MPI_Isend(buf, (int)n, MPI_FLOAT, (int)s->peer,
+                                tag_of(s->layer, true), MPI_COMM_WORLD,
+                                req_grad(x, q, slot)));
     x->active = true;
     break;
   case DNN_MEAS_STEP_ALLREDUCE: {
     const bucket *b = &x->buckets[s->bucket];
     float *g = dnn__xeng_grads(x->eng, &n) + b->off;
     if (s->blocking) {
-      MPI_TRY(
+      DNN__MEAS_MPI_TRY(
           MPI_Allreduce(MPI_IN_PLACE, g, (int)b->n, MPI_FLOAT, MPI_SUM, x->dp));
     } else {
-      MPI_TRY(MPI_Iallreduce(MPI_IN_PLACE, g, (int)b->n, MPI_FLOAT, MPI_SUM,
-                             x->dp, &x->req[s->bucket]));
+      DNN__MEAS_MPI_TRY(MPI_Iallreduce(MPI_IN_PLACE, g, (int)b->n, MPI_FLOAT,
+                                       MPI_SUM, x->dp, &x->req[s->bucket]));
       x->active = true;
     }
     break;
   }
   case DNN_MEAS_STEP_WAIT:
-    MPI_TRY(MPI_Waitall((int)x->n_req, x->req, MPI_STATUSES_IGNORE));
+    DNN__MEAS_MPI_TRY(MPI_Waitall((int)x->n_req, x->req, MPI_STATUSES_IGNORE));
     x->active = false;
     break;
   default:
@@ -709,7 +685,7 @@ static dnn_status iteration(dnn_meas_exec *x, double comp[C_COUNT],
   if (x->use_mpi) {
     int rc = MPI_Barrier(MPI_COMM_WORLD);
     if (rc != MPI_SUCCESS)
-      return mpi_fail(err, rc, "MPI_Barrier");
+      return dnn__meas_mpi_fail(err, rc, "MPI_Barrier");
   }
 #endif
   double t0 = dnn_meas_now_s();
@@ -914,7 +890,7 @@ static dnn_status summarise(dnn_meas_exec *x, size_t R, dnn_status st,
       memcpy(info, x->rank_info + crit * INFO, sizeof info);
     }
     if (rc != MPI_SUCCESS) {
-      st = mpi_fail(err, rc, "reducing the executor's times");
+      st = dnn__meas_mpi_fail(err, rc, "reducing the executor's times");
       goto done;
     }
   }
@@ -1158,7 +1134,7 @@ dnn_status dnn_meas_exec_mixed_run(dnn_meas_exec_mixed *mx,
       int rc = MPI_Allreduce(MPI_IN_PLACE, mx->step_s, (int)mx->steps,
                              MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
       if (rc != MPI_SUCCESS)
-        st = mpi_fail(err, rc, "reducing the mixed run's step times");
+        st = dnn__meas_mpi_fail(err, rc, "reducing the mixed run's step times");
     }
   }
 #endif

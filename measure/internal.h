@@ -28,6 +28,27 @@ const char *dnn__meas_algo_name(dnn_comm_algo a); /* "-" for COUNT */
 bool dnn__meas_op_parse(const char *name, dnn_comm_op *out);
 bool dnn__meas_algo_parse(const char *name, dnn_comm_algo *out);
 
+/* ---- MPI helpers (mpi.c; MPI builds only) ------------------------------- */
+
+/* DNN_EMPI "WHAT failed: " and MPI's text for return code `rc`. */
+dnn_status dnn__meas_mpi_fail(dnn_error *err, int rc, const char *what);
+
+/* In a function with `dnn_status st`, `dnn_error *err` and a `fail:`
+ * label: on an MPI error, dnn__meas_mpi_fail naming the call, then fail. */
+#define DNN__MEAS_MPI_TRY(call)                                                \
+  do {                                                                         \
+    int rc_ = (call);                                                          \
+    if (rc_ != MPI_SUCCESS) {                                                  \
+      st = dnn__meas_mpi_fail(err, rc_, #call);                                \
+      goto fail;                                                               \
+    }                                                                          \
+  } while (0)
+
+/* Sets the int-valued MPI_T control variable `name` (MPI_T initialised);
+ * DNN_EMPI saying which step failed (`err` may be NULL). */
+dnn_status dnn__meas_mpi_cvar_write(const char *name, int value,
+                                    dnn_error *err);
+
 /* ---- Verification metrics ----------------------------------------------- */
 
 /* ||got - ref||_2 / ||ref||_2 (absolute when ref is 0) and

@@ -188,22 +188,13 @@ struct dnn_meas_mpi {
   char library[MPI_MAX_LIBRARY_VERSION_STRING];
 };
 
-static dnn_status mpi_fail(dnn_error *err, int rc, const char *what) {
+dnn_status dnn__meas_mpi_fail(dnn_error *err, int rc, const char *what) {
   char msg[MPI_MAX_ERROR_STRING];
   int len = 0;
   if (MPI_Error_string(rc, msg, &len) != MPI_SUCCESS)
     snprintf(msg, sizeof msg, "error %d", rc);
   return DNN_FAIL(err, DNN_EMPI, "%s failed: %s", what, msg);
 }
-
-#define MPI_TRY(call)                                                          \
-  do {                                                                         \
-    int rc_ = (call);                                                          \
-    if (rc_ != MPI_SUCCESS) {                                                  \
-      st = mpi_fail(err, rc_, #call);                                          \
-      goto fail;                                                               \
-    }                                                                          \
-  } while (0)
 
 /* ---- MPI_T control variables --------------------------------------------- */
 
@@ -224,7 +215,8 @@ static bool cvar_read(const char *name, int *value) {
   return ok;
 }
 
-static dnn_status cvar_write(const char *name, int value, dnn_error *err) {
+dnn_status dnn__meas_mpi_cvar_write(const char *name, int value,
+                                    dnn_error *err) {
   int idx = -1;
   if (MPI_T_cvar_get_index(name, &idx) != MPI_SUCCESS)
     return DNN_FAIL(err, DNN_EMPI, "MPI_T control variable %s not found", name);
@@ -279,9 +271,9 @@ dnn_status dnn_meas_mpi_init(int *argc, char ***argv, dnn_meas_mpi **out,
     }
     m->own_init = true;
   }
-  MPI_TRY(MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN));
-  MPI_TRY(MPI_Comm_rank(MPI_COMM_WORLD, &m->rank));
-  MPI_TRY(MPI_Comm_size(MPI_COMM_WORLD, &m->size));
+  DNN__MEAS_MPI_TRY(MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN));
+  DNN__MEAS_MPI_TRY(MPI_Comm_rank(MPI_COMM_WORLD, &m->rank));
+  DNN__MEAS_MPI_TRY(MPI_Comm_size(MPI_COMM_WORLD, &m->size));
   int len = 0;
   MPI_Get_library_version(m->library, &len);
   /* The first phrase ("Open MPI v4.1.4"): the rest is build detail. */
@@ -303,7 +295,8 @@ dnn_status dnn_meas_mpi_init(int *argc, char ***argv, dnn_meas_mpi **out,
   }
   /* Every rank must agree, or a forced group would mix algorithms. */
   int f = m->can_force ? 1 : 0, all = 0;
-  MPI_TRY(MPI_Allreduce(&f, &all, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD));
+  DNN__MEAS_MPI_TRY(
+      MPI_Allreduce(&f, &all, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD));
   m->can_force = all == 1;
   *out = m;
   return DNN_OK;
@@ -367,7 +360,7 @@ static int sleepy_barrier(MPI_Comm comm) {
 dnn_status dnn_meas_mpi_barrier(dnn_meas_mpi *m, dnn_error *err) {
   (void)m;
   dnn_status st = DNN_OK;
-  MPI_TRY(sleepy_barrier(MPI_COMM_WORLD));
+  DNN__MEAS_MPI_TRY(sleepy_barrier(MPI_COMM_WORLD));
 fail:
   return st;
 }
@@ -597,7 +590,7 @@ static dnn_status point(sweep *w, probe kind, dnn_comm_op op,
       act = ACT_SKIP;
   }
   if (kind != PROBE_LOCAL)
-    MPI_TRY(MPI_Bcast(&act, 1, MPI_INT, 0, w->comm));
+    DNN__MEAS_MPI_TRY(MPI_Bcast(&act, 1, MPI_INT, 0, w->comm));
   w->done++;
   if (act != ACT_MEASURE)
     return act == ACT_STOP ? DNN_EINTERRUPTED : DNN_OK;
@@ -610,20 +603,22 @@ static dnn_status point(sweep *w, probe kind, dnn_comm_op op,
   if (warm > runs_cap)
     warm = runs_cap;
   if (kind != PROBE_LOCAL)
-    MPI_TRY(MPI_Barrier(w->comm));
-  MPI_TRY(run_probe(w, kind, op, count, warm, &t));
+    DNN__MEAS_MPI_TRY(MPI_Barrier(w->comm));
+  DNN__MEAS_MPI_TRY(run_probe(w, kind, op, count, warm, &t));
   if (kind != PROBE_LOCAL)
-    MPI_TRY(MPI_Allreduce(&t, &tmax, 1, MPI_DOUBLE, MPI_MAX, w->comm));
+    DNN__MEAS_MPI_TRY(
+        MPI_Allreduce(&t, &tmax, 1, MPI_DOUBLE, MPI_MAX, w->comm));
   else
     tmax = t;
   size_t runs = dnn_meas_repeat_runs(rp, tmax / dnn__d(warm));
   dnn_meas_sampler_reset(w->s, runs);
   while (!dnn_meas_sampler_done(w->s)) {
     if (kind != PROBE_LOCAL)
-      MPI_TRY(MPI_Barrier(w->comm));
-    MPI_TRY(run_probe(w, kind, op, count, runs, &t));
+      DNN__MEAS_MPI_TRY(MPI_Barrier(w->comm));
+    DNN__MEAS_MPI_TRY(run_probe(w, kind, op, count, runs, &t));
     if (kind != PROBE_LOCAL)
-      MPI_TRY(MPI_Allreduce(&t, &tmax, 1, MPI_DOUBLE, MPI_MAX, w->comm));
+      DNN__MEAS_MPI_TRY(
+          MPI_Allreduce(&t, &tmax, 1, MPI_DOUBLE, MPI_MAX, w->comm));
     else
       tmax = t;
     dnn_meas_sampler_add(w->s, tmax / dnn__d(runs));
@@ -672,15 +667,15 @@ static dnn_status group(sweep *w, size_t P, probe kind, dnn_comm_op op,
   dnn_meas_mpi *m = w->m;
   const char *cv = algo_cvar(op);
   if (kind == PROBE_COLL && m->can_force && cv) {
-    if ((st = cvar_write(cv, algo ? algo->mpi_id : 0, err)))
+    if ((st = dnn__meas_mpi_cvar_write(cv, algo ? algo->mpi_id : 0, err)))
       goto fail;
   }
   int color = (size_t)m->rank < P ? 0 : MPI_UNDEFINED;
-  MPI_TRY(MPI_Comm_split(MPI_COMM_WORLD, color, m->rank, &w->comm));
+  DNN__MEAS_MPI_TRY(MPI_Comm_split(MPI_COMM_WORLD, color, m->rank, &w->comm));
   if (w->comm != MPI_COMM_NULL) {
-    MPI_TRY(MPI_Comm_set_errhandler(w->comm, MPI_ERRORS_RETURN));
-    MPI_TRY(MPI_Comm_rank(w->comm, &w->crank));
-    MPI_TRY(MPI_Comm_size(w->comm, &w->csize));
+    DNN__MEAS_MPI_TRY(MPI_Comm_set_errhandler(w->comm, MPI_ERRORS_RETURN));
+    DNN__MEAS_MPI_TRY(MPI_Comm_rank(w->comm, &w->crank));
+    DNN__MEAS_MPI_TRY(MPI_Comm_size(w->comm, &w->csize));
     size_t need = 1;
     for (size_t i = 0; i < n_sizes; i++) {
       size_t s = 0, r = 0;
@@ -851,7 +846,7 @@ dnn_status dnn_meas_mpi_run(dnn_meas_mpi *m, const dnn_meas_mpi_params *p,
   /* Leave the defaults in place for whatever runs after us. */
   if (m->can_force)
     for (size_t o = 0; o < DNN_ARRAY_LEN(COLLS); o++)
-      cvar_write(algo_cvar(COLLS[o]), 0, NULL);
+      dnn__meas_mpi_cvar_write(algo_cvar(COLLS[o]), 0, NULL);
   if (st == DNN_OK && m->rank == 0 && p->progress)
     p->progress(p->progress_ud, w.total, w.total, "done");
 fail:

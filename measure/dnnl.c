@@ -821,10 +821,14 @@ static double lstm_loss(const unit *u, const float *x, const float *wx,
 }
 
 /* Directional derivative check of one LSTM gradient: along v (n entries of
- * `p`), compare (L(p + e v) - L(p - e v)) / 2e with v . g. */
+ * `p`), compare (L(p + e v) - L(p - e v)) / 2e with v . g. `step` scales
+ * e so that a step moves each gate's pre-activation by about 2e-2 whatever
+ * the fan-in (1 for inputs, 1/sqrt(fan-in) for weights): a fixed step on
+ * a 200-wide weight matrix moves them by ~0.3, far outside the range
+ * where central differences are accurate. */
 static void lstm_dir(const unit *u, float *p, size_t n, const float *g,
                      float *const in[4], const float *r, double *scratch,
-                     double *y, double *l2) {
+                     double *y, double step, double *l2) {
   float *v = dnn_malloc(n * sizeof *v);
   float *save = dnn_malloc(n * sizeof *save);
   if (v == NULL || save == NULL) {
@@ -839,7 +843,7 @@ static void lstm_dir(const unit *u, float *p, size_t n, const float *g,
    * extrapolation: the truncation error falls from O(e^2) to O(e^4). */
   double d[2];
   for (int q = 0; q < 2; q++) {
-    double e = q == 0 ? 2e-2 : 1e-2, ep = 0, em = 0;
+    double e = (q == 0 ? 2e-2 : 1e-2) * step, ep = 0, em = 0;
     for (size_t k = 0; k < n; k++) {
       p[k] = (float)((double)save[k] + e * (double)v[k]);
       ep += ((double)p[k] - (double)save[k]) * (double)v[k];
@@ -1110,11 +1114,15 @@ static dnn_status verify(ctx *c, const dnn_net *net, size_t i, unit *u,
     double *y = vout(&b, 0, T * n * H), *scratch = vout(&b, 1, 6 * H);
     if (!x || !wx || !wh || !bias || !dy || !y || !scratch)
       NOMEM;
-    /* Moderate weights keep the gates out of saturation. */
+    /* Moderate weights keep the gates out of saturation: at most 0.5,
+     * and 1/sqrt(fan-in) for wide layers (Glorot's scaling), so that a
+     * gate's pre-activation stays O(1) at any width. */
+    float sx = (float)fmin(0.5, 1.0 / sqrt(dnn__d(C)));
+    float sh = (float)fmin(0.5, 1.0 / sqrt(dnn__d(H)));
     for (size_t k = 0; k < C * 4 * H; k++)
-      wx[k] *= 0.5f;
+      wx[k] *= sx;
     for (size_t k = 0; k < H * 4 * H; k++)
-      wh[k] *= 0.5f;
+      wh[k] *= sh;
     TRY(job_set(c, f, DNNL_ARG_SRC_LAYER, x, err));
     TRY(job_set(c, f, DNNL_ARG_WEIGHTS_LAYER, wx, err));
     TRY(job_set(c, f, DNNL_ARG_WEIGHTS_ITER, wh, err));
@@ -1153,7 +1161,7 @@ static dnn_status verify(ctx *c, const dnn_net *net, size_t i, unit *u,
       g[k] = (float)((double)g[k] / scale);
     float *const in[4] = {x, wx, wh, bias};
     lstm_dir(u, pass == DNN_PASS_BWD_DATA ? x : wx, ng, g, in, dy, scratch, y,
-             l2);
+             pass == DNN_PASS_BWD_DATA ? 1.0 : 1.0 / sqrt(dnn__d(C)), l2);
     *mx = *l2;
     break;
   }

@@ -56,6 +56,12 @@ cli)
   expect 0 "$dnnsim" calibrate fit --kernels cpu.meas.csv --base cpu.ini -o refit.ini
   [ -f refit.ini ] || fail "refit.ini expected"
 
+  # The NCC classifier: two 200-unit LSTMs over 100 steps pass the
+  # gradient checks (wide layers once failed them: the finite-difference
+  # step was not scaled to the fan-in).
+  expect 0 "$dnnsim" calibrate cpu --network ncc --quick --threads 1 -o ncc.ini
+  contains "measured 18 kernels"
+
   # Interrupted: the old profile survives, the .part file resumes.
   cp cpu.ini before.ini
   "$dnnsim" calibrate cpu --quick --threads 1 --image 64 --batch 2,4 \

@@ -169,30 +169,33 @@ static dnn_status part_open(part *p, const char *path, bool resume,
   return DNN_OK;
 }
 
-static dnn_status on_coll_row(void *ud, const dnn_meas_coll_row *row,
-                              dnn_error *err) {
-  part *p = ud;
-  dnn_status st = dnn_meas_coll_table_add(p->coll, row, err);
+/* Keeps one measured row (a collective's or a kernel's, the other NULL):
+ * adds it to the table and appends it to the .part file at once, so an
+ * interrupted calibration resumes after the last point measured. */
+static dnn_status keep_row(part *p, const dnn_meas_coll_row *coll,
+                           const dnn_meas_kernel_row *kern, dnn_error *err) {
+  dnn_status st = coll ? dnn_meas_coll_table_add(p->coll, coll, err)
+                       : dnn_meas_kernel_table_add(p->kern, kern, err);
   if (st)
     return st;
-  dnn_meas_coll_csv_write_row(p->fp, row);
+  if (coll)
+    dnn_meas_coll_csv_write_row(p->fp, coll);
+  else
+    dnn_meas_kernel_csv_write_row(p->fp, kern);
   p->new_rows++;
   if (fflush(p->fp) != 0)
     return DNN_FAIL(err, DNN_EIO, "writing the .part file failed");
   return DNN_OK;
 }
 
+static dnn_status on_coll_row(void *ud, const dnn_meas_coll_row *row,
+                              dnn_error *err) {
+  return keep_row(ud, row, NULL, err);
+}
+
 static dnn_status on_kernel_row(void *ud, const dnn_meas_kernel_row *row,
                                 dnn_error *err) {
-  part *p = ud;
-  dnn_status st = dnn_meas_kernel_table_add(p->kern, row, err);
-  if (st)
-    return st;
-  dnn_meas_kernel_csv_write_row(p->fp, row);
-  p->new_rows++;
-  if (fflush(p->fp) != 0)
-    return DNN_FAIL(err, DNN_EIO, "writing the .part file failed");
-  return DNN_OK;
+  return keep_row(ud, NULL, row, err);
 }
 
 static void part_close(part *p) {

@@ -110,13 +110,11 @@ static double ratio(double a, double b) {
 /* Plans                                                                     */
 /* ------------------------------------------------------------------------ */
 
-/* One limit's plan, from the profile (plan) or from --kernels (sets). */
+/* One limit's plan, from the profile or from --kernels. */
 typedef struct lplan {
   dnn_mb_params params;
-  dnn_mb_plan *plan;       /* the library's plan, or NULL */
-  dnn_mb_set **sets;       /* --kernels: per kernel, own the chosen parts */
-  dnn_mb_part *base_parts; /* --kernels: one undivided part per kernel */
-  dnn_mb_kernel *kernels;  /* n kernels; parts borrowed from plan or sets */
+  dnn_mb_plan *plan;      /* the library's plan, or NULL */
+  dnn_mb_kernel *kernels; /* n kernels; parts borrowed from plan */
   size_t n;
   dnn_mb_summary sum;
   size_t from_table;          /* --kernels: kernels planned from the CSV */
@@ -126,23 +124,10 @@ typedef struct lplan {
 } lplan;
 
 static void lplan_free(lplan *lp) {
-  if (lp->sets)
-    for (size_t k = 0; k < lp->n; k++)
-      dnn_mb_set_free(lp->sets[k]);
-  free(lp->sets);
-  free(lp->base_parts);
   free(lp->kernels);
   free(lp->meas);
   dnn_mb_plan_free(lp->plan);
   memset(lp, 0, sizeof *lp);
-}
-
-/* Whether layer i runs `pass` (the first layer has no backward-data). */
-static bool pass_runs(const dnn_net *net, size_t i, dnn_pass pass, size_t batch,
-                      dnn_dtype dtype) {
-  dnn_cost c;
-  dnn_layer_cost(net, i, pass, batch, dtype, &c);
-  return c.flops > 0 || c.bytes_read + c.bytes_written > 0;
 }
 
 /* A kernel signature as the measurement CSV stores it. */
@@ -156,12 +141,14 @@ static void csv_signature(const dnn_net *net, size_t i, char *buf, size_t n) {
 /* Cost of one kernel from the measured CSV (or the profile). */
 typedef struct tctx {
   const cli_world *w;
+  const dnn_meas_kernel_table *t;
   size_t layer;
   dnn_pass pass;
   dnn_dtype dtype;
   const dnn_meas_kernel_row **rows; /* this kernel's rows */
   size_t n_rows;
   bool use_table;
+  size_t from_table; /* kernels planned from the CSV */
 } tctx;
 
 static double table_cost(void *ud, size_t batch, size_t algo,
@@ -182,23 +169,46 @@ static double table_cost(void *ud, size_t batch, size_t algo,
   return INFINITY; /* not measured: not a candidate */
 }
 
-static void summarise(lplan *lp, double total_limit, size_t conv_layers) {
-  dnn_mb_summary *s = &lp->sum;
-  memset(s, 0, sizeof *s);
-  s->kernels = lp->n;
-  s->conv_layers = conv_layers;
-  s->total_limit_bytes = total_limit;
-  for (size_t k = 0; k < lp->n; k++) {
-    const dnn_mb_kernel *kn = &lp->kernels[k];
-    s->baseline_s += kn->baseline.time_s;
-    s->chosen_s += kn->chosen.time_s;
-    s->workspace_sum_bytes += kn->chosen.workspace_bytes;
-    s->workspace_max_bytes =
-        fmax(s->workspace_max_bytes, kn->chosen.workspace_bytes);
-    s->baseline_workspace_max_bytes =
-        fmax(s->baseline_workspace_max_bytes, kn->baseline.workspace_bytes);
+/* dnn_mb_plan_build_with's hook: the kernel's rows of the table, or the
+ * profile's roofline where the table has none (or none that fits). */
+static bool table_costs(void *ud, size_t layer, dnn_pass pass, bool fallback,
+                        dnn_mb_costs *costs) {
+  tctx *c = ud;
+  costs->cost = table_cost;
+  costs->ud = c;
+  if (fallback) {
+    c->use_table = false; /* nothing measured fits: the profile */
+    c->from_table--;
+    return false;
   }
-  s->speedup = s->chosen_s > 0 ? s->baseline_s / s->chosen_s : 1.0;
+  char sig[DNN_MEAS_SIG_MAX];
+  csv_signature(c->w->net, layer, sig, sizeof sig);
+  c->layer = layer;
+  c->pass = pass;
+  c->n_rows = 0;
+  size_t nt = dnn_meas_kernel_table_count(c->t);
+  for (size_t r = 0; r < nt; r++) {
+    const dnn_meas_kernel_row *row = dnn_meas_kernel_table_get(c->t, r);
+    if (row->kind == DNN_LAYER_CONV2D && row->pass == pass &&
+        row->dtype == c->dtype && (unsigned)row->algo < DNN_CONV_ALGO_COUNT &&
+        strcmp(row->signature, sig) == 0)
+      c->rows[c->n_rows++] = row;
+  }
+  c->use_table = c->n_rows > 0;
+  c->from_table += c->use_table;
+  return c->use_table;
+}
+
+/* Copies the kernels and totals of lp->plan into lp. */
+static dnn_status plan_copy(lplan *lp, dnn_error *err) {
+  lp->n = dnn_mb_plan_kernel_count(lp->plan);
+  lp->kernels = calloc(lp->n ? lp->n : 1, sizeof *lp->kernels);
+  if (lp->kernels == NULL)
+    return DNN_FAIL(err, DNN_ENOMEM, "out of memory");
+  for (size_t k = 0; k < lp->n; k++)
+    lp->kernels[k] = *dnn_mb_plan_kernel(lp->plan, k);
+  dnn_mb_plan_summary(lp->plan, &lp->sum);
+  return DNN_OK;
 }
 
 /*
@@ -211,98 +221,16 @@ static dnn_status plan_from_table(const cli_world *w, size_t batch,
                                   dnn_dtype dtype, const dnn_mb_params *p,
                                   const dnn_meas_kernel_table *t, lplan *lp,
                                   dnn_error *err) {
-  const dnn_net *net = w->net;
-  size_t layers = dnn_net_layer_count(net), n = 0, conv_layers = 0;
-  for (size_t i = 0; i < layers; i++) {
-    if (dnn_net_layer(net, i)->kind != DNN_LAYER_CONV2D)
-      continue;
-    conv_layers++;
-    for (int q = 0; q < DNN_PASS_COUNT; q++)
-      n += pass_runs(net, i, (dnn_pass)q, batch, dtype);
-  }
-  double M = p->layer_workspace_bytes;
-  double total = p->total_workspace_bytes > 0 ? p->total_workspace_bytes
-                                              : M * (double)conv_layers;
-  bool ilp = p->solver == DNN_MICROBATCHING_ILP;
   size_t nt = dnn_meas_kernel_table_count(t);
-  const dnn_meas_kernel_row **rows = calloc(nt ? nt : 1, sizeof *rows);
-  size_t *choice = calloc(n ? n : 1, sizeof *choice);
-  lp->n = n;
-  lp->kernels = calloc(n ? n : 1, sizeof *lp->kernels);
-  lp->base_parts = calloc(n ? n : 1, sizeof *lp->base_parts);
-  lp->sets = calloc(n ? n : 1, sizeof *lp->sets);
-  dnn_status st = DNN_OK;
-  if (!rows || !choice || !lp->kernels || !lp->base_parts || !lp->sets) {
-    st = DNN_FAIL(err, DNN_ENOMEM, "out of memory planning micro-batches");
-    goto done;
-  }
-  size_t k = 0;
-  for (size_t i = 0; i < layers && st == DNN_OK; i++) {
-    const dnn_layer *l = dnn_net_layer(net, i);
-    if (l->kind != DNN_LAYER_CONV2D)
-      continue;
-    char sig[DNN_MEAS_SIG_MAX];
-    csv_signature(net, i, sig, sizeof sig);
-    for (int q = 0; q < DNN_PASS_COUNT && st == DNN_OK; q++) {
-      dnn_pass pass = (dnn_pass)q;
-      if (!pass_runs(net, i, pass, batch, dtype))
-        continue;
-      tctx c = {w, i, pass, dtype, rows, 0, false};
-      for (size_t r = 0; r < nt; r++) {
-        const dnn_meas_kernel_row *row = dnn_meas_kernel_table_get(t, r);
-        if (row->kind == DNN_LAYER_CONV2D && row->pass == pass &&
-            row->dtype == dtype && (unsigned)row->algo < DNN_CONV_ALGO_COUNT &&
-            strcmp(row->signature, sig) == 0)
-          rows[c.n_rows++] = row;
-      }
-      c.use_table = c.n_rows > 0;
-      dnn_mb_costs costs = {batch, DNN_CONV_ALGO_COUNT, table_cost, &c};
-      dnn_mb_kernel *kn = &lp->kernels[k];
-      kn->layer = i;
-      kn->pass = pass;
-      dnn_mb_set *base = NULL;
-      st = dnn_mb_set_build(&costs, DNN_MB_POLICY_UNDIVIDED, M, false, &base,
-                            err);
-      if (st == DNN_ENOFIT && c.use_table) {
-        c.use_table = false; /* nothing measured fits: the profile */
-        st = dnn_mb_set_build(&costs, DNN_MB_POLICY_UNDIVIDED, M, false, &base,
-                              err);
-      }
-      if (st == DNN_OK) {
-        const dnn_mb_config *bc = dnn_mb_set_get(base, 0);
-        lp->base_parts[k] = bc->parts[0];
-        kn->baseline = *bc;
-        kn->baseline.parts = &lp->base_parts[k];
-        dnn_mb_set_free(base);
-        kn->chosen = kn->baseline;
-        kn->n_candidates = 1;
-        lp->from_table += c.use_table;
-      }
-      if (st == DNN_OK && p->solver != DNN_MICROBATCHING_NONE)
-        st = dnn_mb_set_build(&costs, p->policy, ilp ? total : M, ilp,
-                              &lp->sets[k], err);
-      if (st)
-        dnn_error_prefix(err, "layer %s (%s)", l->name, dnn_pass_name(pass));
-      k++;
-    }
-  }
-  if (st == DNN_OK && p->solver == DNN_MICROBATCHING_DP)
-    for (k = 0; k < n; k++)
-      lp->kernels[k].chosen = *dnn_mb_set_get(lp->sets[k], 0);
-  if (st == DNN_OK && ilp && n > 0) {
-    st = dnn_mb_ilp_solve((const dnn_mb_set *const *)lp->sets, n, total,
-                          p->ilp_gap, p->ilp_time_limit_s, choice, err);
-    for (k = 0; st == DNN_OK && k < n; k++) {
-      lp->kernels[k].chosen = *dnn_mb_set_get(lp->sets[k], choice[k]);
-      lp->kernels[k].n_candidates = dnn_mb_set_count(lp->sets[k]);
-    }
-  }
-  if (st == DNN_OK)
-    summarise(lp, ilp ? total : M, conv_layers);
-done:
-  free(rows);
-  free(choice);
-  return st;
+  tctx c = {w, t, 0, DNN_PASS_FWD, dtype, NULL, 0, false, 0};
+  c.rows = calloc(nt ? nt : 1, sizeof *c.rows);
+  if (c.rows == NULL)
+    return DNN_FAIL(err, DNN_ENOMEM, "out of memory planning micro-batches");
+  dnn_status st = dnn_mb_plan_build_with(w->net, batch, dtype, p, table_costs,
+                                         &c, &lp->plan, err);
+  free(c.rows);
+  lp->from_table = c.from_table;
+  return st ? st : plan_copy(lp, err);
 }
 
 /* Plans from the profile (the library's planner). */
@@ -311,16 +239,7 @@ static dnn_status plan_from_profile(const cli_world *w, size_t batch,
                                     lplan *lp, dnn_error *err) {
   dnn_status st =
       dnn_mb_plan_build(w->net, w->hw, batch, dtype, p, &lp->plan, err);
-  if (st)
-    return st;
-  lp->n = dnn_mb_plan_kernel_count(lp->plan);
-  lp->kernels = calloc(lp->n ? lp->n : 1, sizeof *lp->kernels);
-  if (lp->kernels == NULL)
-    return DNN_FAIL(err, DNN_ENOMEM, "out of memory");
-  for (size_t k = 0; k < lp->n; k++)
-    lp->kernels[k] = *dnn_mb_plan_kernel(lp->plan, k);
-  dnn_mb_plan_summary(lp->plan, &lp->sum);
-  return DNN_OK;
+  return st ? st : plan_copy(lp, err);
 }
 
 /* Forward + backward time of every layer with undivided convolutions

@@ -139,62 +139,21 @@ static dnn_status lookup(const char *name, const char *const *names,
                   list);
 }
 
-dnn_status dnn_dtype_parse(const char *name, dnn_dtype *out, dnn_error *err) {
-  size_t i;
-  dnn_status st = lookup(name, dtype_names, "dtype", &i, err);
-  if (st == DNN_OK)
-    *out = (dnn_dtype)i;
-  return st;
-}
+/* Every parser is lookup() and a cast of the index to its enumeration. */
+#define PARSER_(fn, type, names, what)                                         \
+  dnn_status fn(const char *name, type *out, dnn_error *err) {                 \
+    size_t i;                                                                  \
+    dnn_status st = lookup(name, names, what, &i, err);                        \
+    if (st == DNN_OK)                                                          \
+      *out = (type)i;                                                          \
+    return st;                                                                 \
+  }
 
-dnn_status dnn_pass_parse(const char *name, dnn_pass *out, dnn_error *err) {
-  size_t i;
-  dnn_status st = lookup(name, pass_names, "pass", &i, err);
-  if (st == DNN_OK)
-    *out = (dnn_pass)i;
-  return st;
-}
-
-dnn_status dnn_layer_kind_parse(const char *name, dnn_layer_kind *out,
-                                dnn_error *err) {
-  size_t i;
-  dnn_status st = lookup(name, kind_names, "layer type", &i, err);
-  if (st == DNN_OK)
-    *out = (dnn_layer_kind)i;
-  return st;
-}
-
-dnn_status dnn_opclass_parse(const char *name, dnn_opclass *out,
-                             dnn_error *err) {
-  size_t i;
-  dnn_status st = lookup(name, opclass_names, "operation class", &i, err);
-  if (st == DNN_OK)
-    *out = (dnn_opclass)i;
-  return st;
-}
-
-dnn_status dnn_act_parse(const char *name, dnn_act *out, dnn_error *err) {
-  size_t i;
-  dnn_status st = lookup(name, act_names, "activation", &i, err);
-  if (st == DNN_OK)
-    *out = (dnn_act)i;
-  return st;
-}
-
-dnn_status dnn_conv_algo_parse(const char *name, dnn_conv_algo *out,
-                               dnn_error *err) {
-  size_t i;
-  dnn_status st = lookup(name, algo_names, "convolution algorithm", &i, err);
-  if (st == DNN_OK)
-    *out = (dnn_conv_algo)i;
-  return st;
-}
-
-dnn_status dnn_tp_role_parse(const char *name, dnn_tp_role *out,
-                             dnn_error *err) {
-  size_t i;
-  dnn_status st = lookup(name, tp_role_names, "tensor-parallel role", &i, err);
-  if (st == DNN_OK)
-    *out = (dnn_tp_role)i;
-  return st;
-}
+PARSER_(dnn_dtype_parse, dnn_dtype, dtype_names, "dtype")
+PARSER_(dnn_pass_parse, dnn_pass, pass_names, "pass")
+PARSER_(dnn_layer_kind_parse, dnn_layer_kind, kind_names, "layer type")
+PARSER_(dnn_opclass_parse, dnn_opclass, opclass_names, "operation class")
+PARSER_(dnn_act_parse, dnn_act, act_names, "activation")
+PARSER_(dnn_conv_algo_parse, dnn_conv_algo, algo_names, "convolution algorithm")
+PARSER_(dnn_tp_role_parse, dnn_tp_role, tp_role_names, "tensor-parallel role")
+#undef PARSER_

@@ -1,8 +1,9 @@
 /*
  * Micro-batched convolutions for a whole network (mbatch.h): builds the
- * per-kernel cost callback from a hardware profile, plans every
- * convolution kernel with the chosen solver, and gives the predictor the
- * per-layer times of the plan (parallelism/internal.h).
+ * per-kernel cost callback from a hardware profile (or takes the caller's,
+ * dnn_mb_plan_build_with), plans every convolution kernel with the chosen
+ * solver, and gives the predictor the per-layer times of the plan
+ * (parallelism/internal.h).
  *
  * Model (docs/models.md §10; µ-cuDNN, arXiv 1804.04806, REFERENCE §2): a
  * kernel is one pass of one convolution layer at the local batch N. Its
@@ -129,9 +130,10 @@ static void summarise(dnn_mb_plan *plan, double total_limit,
   s->speedup = s->chosen_s > 0 ? s->baseline_s / s->chosen_s : 1.0;
 }
 
-dnn_status dnn_mb_plan_build(const dnn_net *net, const dnn_hw *hw, size_t batch,
-                             dnn_dtype dtype, const dnn_mb_params *params,
-                             dnn_mb_plan **out, dnn_error *err) {
+dnn_status dnn_mb_plan_build_with(const dnn_net *net, size_t batch,
+                                  dnn_dtype dtype, const dnn_mb_params *params,
+                                  dnn_mb_kernel_costs_fn kernel_costs, void *ud,
+                                  dnn_mb_plan **out, dnn_error *err) {
   *out = NULL;
   double M = params->layer_workspace_bytes;
   if (batch == 0)
@@ -182,19 +184,17 @@ dnn_status dnn_mb_plan_build(const dnn_net *net, const dnn_hw *hw, size_t batch,
       dnn_pass pass = (dnn_pass)p;
       if (!pass_runs(net, i, pass, batch, dtype))
         continue;
-      kctx ctx;
-      kctx_init(&ctx, net, hw, i, pass, batch, dtype);
-      dnn_mb_costs costs = {batch, DNN_CONV_ALGO_COUNT, kernel_cost, &ctx};
+      dnn_mb_costs costs = {batch, DNN_CONV_ALGO_COUNT, NULL, NULL};
+      bool narrowed = kernel_costs(ud, i, pass, false, &costs);
       dnn_mb_kernel *kn = &plan->kernels[k];
       kn->layer = i;
       kn->pass = pass;
       dnn_mb_set *base = NULL;
       st = dnn_mb_set_build(&costs, DNN_MB_POLICY_UNDIVIDED, M, false, &base,
                             err);
-      if (st == DNN_ENOFIT && ctx.measured) {
-        /* No measured algorithm fits: every modelled one is a candidate,
-         * as in dnn_hw_layer_time. */
-        ctx.measured = false;
+      if (st == DNN_ENOFIT && narrowed) {
+        /* Nothing of the narrowed costs fits: the wider ones. */
+        kernel_costs(ud, i, pass, true, &costs);
         st = dnn_mb_set_build(&costs, DNN_MB_POLICY_UNDIVIDED, M, false, &base,
                               err);
       }
@@ -243,6 +243,37 @@ fail:
   dnn_free(choice);
   dnn_mb_plan_free(plan);
   return st;
+}
+
+/* The profile's costs of one kernel (dnn_mb_plan_build's hook): measured
+ * algorithms only where the profile measured the kernel, falling back to
+ * every modelled one, as in dnn_hw_layer_time. */
+typedef struct pctx {
+  const dnn_net *net;
+  const dnn_hw *hw;
+  size_t batch;
+  dnn_dtype dtype;
+  kctx k;
+} pctx;
+
+static bool profile_costs(void *ud, size_t layer, dnn_pass pass, bool fallback,
+                          dnn_mb_costs *costs) {
+  pctx *c = ud;
+  if (fallback)
+    c->k.measured = false;
+  else
+    kctx_init(&c->k, c->net, c->hw, layer, pass, c->batch, c->dtype);
+  costs->cost = kernel_cost;
+  costs->ud = &c->k;
+  return c->k.measured;
+}
+
+dnn_status dnn_mb_plan_build(const dnn_net *net, const dnn_hw *hw, size_t batch,
+                             dnn_dtype dtype, const dnn_mb_params *params,
+                             dnn_mb_plan **out, dnn_error *err) {
+  pctx c = {net, hw, batch, dtype, {0}};
+  return dnn_mb_plan_build_with(net, batch, dtype, params, profile_costs, &c,
+                                out, err);
 }
 
 size_t dnn_mb_plan_kernel_count(const dnn_mb_plan *plan) {

@@ -249,6 +249,31 @@ dnn_status dnn_mb_plan_build(const dnn_net *net, const dnn_hw *hw, size_t batch,
                              dnn_dtype dtype, const dnn_mb_params *params,
                              dnn_mb_plan **out, dnn_error *err);
 
+/*
+ * Sets up the costs of one convolution kernel (`layer`, `pass`) for
+ * dnn_mb_plan_build_with: sets costs->cost and costs->ud (batch and
+ * n_algos come preset; what ud points to must stay valid until the next
+ * call). Returns true when the costs are narrowed (say, to measured
+ * algorithms) with wider ones behind them: if nothing narrowed fits the
+ * per-layer limit undivided, the planner calls again with `fallback` true
+ * for the wider costs and keeps those for the kernel. Called first with
+ * fallback false for every kernel, in plan order.
+ */
+typedef bool (*dnn_mb_kernel_costs_fn)(void *ud, size_t layer, dnn_pass pass,
+                                       bool fallback, dnn_mb_costs *costs);
+
+/*
+ * dnn_mb_plan_build with the costs of each kernel from `kernel_costs`
+ * (called with `ud`) instead of a profile: the same baselines, solvers,
+ * summary, errors and ownership. dnn_mb_plan_build is this with the
+ * profile's costs; a caller with its own measurements (a raw kernel CSV)
+ * plans through it.
+ */
+dnn_status dnn_mb_plan_build_with(const dnn_net *net, size_t batch,
+                                  dnn_dtype dtype, const dnn_mb_params *params,
+                                  dnn_mb_kernel_costs_fn kernel_costs, void *ud,
+                                  dnn_mb_plan **out, dnn_error *err);
+
 void dnn_mb_plan_free(dnn_mb_plan *plan);
 
 /* Kernels in the plan, in layer order, then pass order. */

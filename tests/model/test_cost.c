@@ -2,55 +2,23 @@
  * each layer kind and pass (docs/models.md §1), passes a layer does not
  * have, gradient accumulation at fan-out points, activation memory of a
  * small conv-bn-relu-pool-dropout-fc net by hand (§3) and totals. */
-#include "test_util.h"
+#include "test_fixtures.h"
 
 #include "dnnsim/model.h"
 
 #define REL 1e-12
 
 static dnn_net *new_net(void) {
-  dnn_net *net = NULL;
-  dnn_error e;
-  assert_ok(dnn_net_alloc("cost", &net, &e), &e);
-  return net;
-}
-
-static dnn_layer_spec spec1(dnn_layer_kind kind, const char *name,
-                            const char *in) {
-  dnn_layer_spec sp = dnn_layer_default_spec(kind);
-  sp.name = name;
-  if (in) {
-    sp.inputs[0] = in;
-    sp.n_inputs = 1;
-  }
-  return sp;
-}
-
-static size_t add(dnn_net *net, dnn_layer_spec sp) {
-  dnn_error e;
-  size_t idx;
-  assert_ok(dnn_net_add(net, &sp, &idx, &e), &e);
-  return idx;
+  return test_net_new("cost");
 }
 
 static size_t add_input(dnn_net *net, const char *name, size_t rank, size_t d0,
                         size_t d1, size_t d2, bool tokens) {
-  dnn_layer_spec sp = spec1(DNN_LAYER_INPUT, name, NULL);
+  dnn_layer_spec sp = test_spec1(DNN_LAYER_INPUT, name, NULL);
   sp.input_shape = (dnn_shape){.rank = rank, .dim = {d0, d1, d2}};
   sp.input_shape.tokens = tokens;
-  return add(net, sp);
+  return test_net_add(net, sp);
 }
-
-#define expect_cost(net, i, pass, batch, dtype, fl, wk, dp, rd, wr)            \
-  do {                                                                         \
-    dnn_cost c_;                                                               \
-    dnn_layer_cost((net), (i), (pass), (batch), (dtype), &c_);                 \
-    assert_close(c_.flops, (fl), REL);                                         \
-    assert_close(c_.work, (wk), REL);                                          \
-    assert_close(c_.depth, (dp), REL);                                         \
-    assert_close(c_.bytes_read, (rd), REL);                                    \
-    assert_close(c_.bytes_written, (wr), REL);                                 \
-  } while (0)
 
 #define expect_zero(net, i, pass)                                              \
   expect_cost(net, i, pass, 7, DNN_DTYPE_FP32, 0, 0, 0, 0, 0)
@@ -73,13 +41,13 @@ static void test_conv_by_hand(void **state) {
   (void)state;
   dnn_net *net = new_net();
   size_t in = add_input(net, "data", 3, 3, 13, 13, false);
-  size_t bn = add(net, spec1(DNN_LAYER_BATCHNORM, "bn0", "data"));
-  dnn_layer_spec sp = spec1(DNN_LAYER_CONV2D, "conv", "bn0");
+  size_t bn = test_net_add(net, test_spec1(DNN_LAYER_BATCHNORM, "bn0", "data"));
+  dnn_layer_spec sp = test_spec1(DNN_LAYER_CONV2D, "conv", "bn0");
   sp.p.conv.out_channels = 5;
   sp.p.conv.kernel_h = sp.p.conv.kernel_w = 3;
   sp.p.conv.pad_h = sp.p.conv.pad_w = 1;
   sp.p.conv.stride_h = sp.p.conv.stride_w = 2;
-  size_t cv = add(net, sp);
+  size_t cv = test_net_add(net, sp);
   assert_int_equal(dnn_net_layer(net, cv)->params, 140);
   expect_cost(net, cv, DNN_PASS_FWD, 7, DNN_DTYPE_FP32, 94325, 48020, 7, 14756,
               6860);
@@ -116,10 +84,10 @@ static void test_fc_and_layernorm_by_hand(void **state) {
   (void)state;
   dnn_net *net = new_net();
   add_input(net, "seq", 2, 4, 6, 0, false);
-  size_t ln = add(net, spec1(DNN_LAYER_LAYERNORM, "ln", "seq"));
-  dnn_layer_spec sp = spec1(DNN_LAYER_FC, "fc", "ln");
+  size_t ln = test_net_add(net, test_spec1(DNN_LAYER_LAYERNORM, "ln", "seq"));
+  dnn_layer_spec sp = test_spec1(DNN_LAYER_FC, "fc", "ln");
   sp.p.fc.out_features = 3;
-  size_t fc = add(net, sp);
+  size_t fc = test_net_add(net, sp);
   dnn_dtype f = DNN_DTYPE_FP32;
   expect_cost(net, fc, DNN_PASS_FWD, 5, f, 780, 420, 5, 564, 240);
   expect_cost(net, fc, DNN_PASS_BWD_DATA, 5, f, 720, 360, 3, 312, 480);
@@ -145,12 +113,12 @@ static void test_pool_and_norm_by_hand(void **state) {
   (void)state;
   dnn_net *net = new_net();
   add_input(net, "data", 3, 2, 14, 14, false);
-  size_t bn = add(net, spec1(DNN_LAYER_BATCHNORM, "bn", "data"));
-  dnn_layer_spec sp = spec1(DNN_LAYER_MAXPOOL, "pool", "bn");
+  size_t bn = test_net_add(net, test_spec1(DNN_LAYER_BATCHNORM, "bn", "data"));
+  dnn_layer_spec sp = test_spec1(DNN_LAYER_MAXPOOL, "pool", "bn");
   sp.p.pool.kernel_h = sp.p.pool.kernel_w = 3;
   sp.p.pool.stride_h = sp.p.pool.stride_w = 2;
   sp.p.pool.ceil_mode = true;
-  size_t mp = add(net, sp);
+  size_t mp = test_net_add(net, sp);
   dnn_dtype h = DNN_DTYPE_FP16;
   expect_cost(net, mp, DNN_PASS_FWD, 3, h, 2646, 2646, 5, 2352, 588);
   expect_cost(net, mp, DNN_PASS_BWD_DATA, 3, h, 2646, 2646, 5, 3528, 2352);
@@ -163,46 +131,48 @@ static void test_pool_and_norm_by_hand(void **state) {
   /* Adaptive average pooling 14 -> 3: windows [0,5) [4,10) [9,14), 5 + 6
    * + 5 = 16 per dimension: 3 * 2 * 16 * 16 = 1536, largest 6x6 -> depth
    * 1 + 6 = 7; backward reads dy (3 * 18 * 2) and writes dx. */
-  sp = spec1(DNN_LAYER_ADAPTIVE_AVGPOOL, "ap", "bn");
+  sp = test_spec1(DNN_LAYER_ADAPTIVE_AVGPOOL, "ap", "bn");
   sp.p.pool.out_h = sp.p.pool.out_w = 3;
-  size_t ap = add(net, sp);
+  size_t ap = test_net_add(net, sp);
   expect_cost(net, ap, DNN_PASS_FWD, 3, h, 1536, 1536, 7, 2352, 108);
   expect_cost(net, ap, DNN_PASS_BWD_DATA, 3, h, 1536, 1536, 7, 108, 2352);
   /* Global average pooling: 3 * 2 * 196 = 1176, depth 1 + 8 = 9. */
-  size_t gp = add(net, spec1(DNN_LAYER_GLOBAL_AVGPOOL, "gp", "bn"));
+  size_t gp =
+      test_net_add(net, test_spec1(DNN_LAYER_GLOBAL_AVGPOOL, "gp", "bn"));
   expect_cost(net, gp, DNN_PASS_FWD, 3, h, 1176, 1176, 9, 2352, 12);
 
   /* Vector layers on (6) after a batch norm, X = 18 elements. GELU and
    * sigmoid: per element 5 / 11 and 4 / 3 operations. */
   add_input(net, "vec", 1, 6, 0, 0, false);
-  add(net, spec1(DNN_LAYER_BATCHNORM, "bnv", "vec"));
-  sp = spec1(DNN_LAYER_ACTIVATION, "gelu", "bnv");
+  test_net_add(net, test_spec1(DNN_LAYER_BATCHNORM, "bnv", "vec"));
+  sp = test_spec1(DNN_LAYER_ACTIVATION, "gelu", "bnv");
   sp.p.act.act = DNN_ACT_GELU;
-  size_t ge = add(net, sp);
+  size_t ge = test_net_add(net, sp);
   expect_cost(net, ge, DNN_PASS_FWD, 3, h, 90, 90, 5, 36, 36);
   expect_cost(net, ge, DNN_PASS_BWD_DATA, 3, h, 198, 198, 11, 72, 36);
   sp.name = "sig";
   sp.p.act.act = DNN_ACT_SIGMOID;
-  size_t sg = add(net, sp);
+  size_t sg = test_net_add(net, sp);
   expect_cost(net, sg, DNN_PASS_FWD, 3, h, 72, 72, 4, 36, 36);
   expect_cost(net, sg, DNN_PASS_BWD_DATA, 3, h, 54, 54, 3, 72, 36);
 
   /* Softmax loss over 6 classes (rows 3, X = 18): fwd 5 * 18 + 2 * 3 =
    * 96, depth 2*3 + 3 + 1 + 2 = 12, read 36 + 3 * 8 labels, write 36 + 3
    * * 2; data 36 flops, depth 2, read 36 + 24 + 6, write 36. */
-  size_t xe = add(net, spec1(DNN_LAYER_SOFTMAX_XENT, "loss", "bnv"));
+  size_t xe =
+      test_net_add(net, test_spec1(DNN_LAYER_SOFTMAX_XENT, "loss", "bnv"));
   expect_cost(net, xe, DNN_PASS_FWD, 3, h, 96, 96, 12, 60, 42);
   expect_cost(net, xe, DNN_PASS_BWD_DATA, 3, h, 36, 36, 2, 66, 36);
   /* Plain softmax: 5 and 4 per element. */
-  size_t sm = add(net, spec1(DNN_LAYER_SOFTMAX, "sm", "bnv"));
+  size_t sm = test_net_add(net, test_spec1(DNN_LAYER_SOFTMAX, "sm", "bnv"));
   expect_cost(net, sm, DNN_PASS_FWD, 3, h, 90, 90, 9, 36, 36);
   expect_cost(net, sm, DNN_PASS_BWD_DATA, 3, h, 72, 72, 6, 72, 36);
   /* Dropout: 3 and 2 per element plus a 1-byte mask. */
-  size_t dr = add(net, spec1(DNN_LAYER_DROPOUT, "drop", "bnv"));
+  size_t dr = test_net_add(net, test_spec1(DNN_LAYER_DROPOUT, "drop", "bnv"));
   expect_cost(net, dr, DNN_PASS_FWD, 3, h, 54, 54, 3, 36, 54);
   expect_cost(net, dr, DNN_PASS_BWD_DATA, 3, h, 36, 36, 2, 54, 36);
   /* A flatten is a view. */
-  size_t fl = add(net, spec1(DNN_LAYER_FLATTEN, "flat", "bn"));
+  size_t fl = test_net_add(net, test_spec1(DNN_LAYER_FLATTEN, "flat", "bn"));
   expect_cost(net, fl, DNN_PASS_FWD, 3, h, 0, 0, 0, 0, 0);
   dnn_net_free(net);
 }
@@ -219,17 +189,17 @@ static void test_fan_out_accumulation(void **state) {
   (void)state;
   dnn_net *net = new_net();
   add_input(net, "data", 3, 4, 5, 5, false);
-  add(net, spec1(DNN_LAYER_BATCHNORM, "b", "data"));
-  dnn_layer_spec sp = spec1(DNN_LAYER_CONV2D, "c1", "b");
+  test_net_add(net, test_spec1(DNN_LAYER_BATCHNORM, "b", "data"));
+  dnn_layer_spec sp = test_spec1(DNN_LAYER_CONV2D, "c1", "b");
   sp.p.conv.out_channels = 4;
   sp.p.conv.kernel_h = sp.p.conv.kernel_w = 3;
   sp.p.conv.pad_h = sp.p.conv.pad_w = 1;
   sp.p.conv.bias = false;
-  size_t c1 = add(net, sp);
-  sp = spec1(DNN_LAYER_ADD, "sum", "c1");
+  size_t c1 = test_net_add(net, sp);
+  sp = test_spec1(DNN_LAYER_ADD, "sum", "c1");
   sp.inputs[1] = "b";
   sp.n_inputs = 2;
-  size_t sum = add(net, sp);
+  size_t sum = test_net_add(net, sp);
   dnn_dtype f = DNN_DTYPE_FP32;
   expect_cost(net, c1, DNN_PASS_BWD_DATA, 2, f, 14600, 7400, 1 + 6 + 1, 2176,
               800);
@@ -239,16 +209,16 @@ static void test_fan_out_accumulation(void **state) {
    * it reads dy and the gradient and writes the sum. */
   dnn_net *n2 = new_net();
   add_input(n2, "data", 3, 4, 5, 5, false);
-  add(n2, spec1(DNN_LAYER_BATCHNORM, "b", "data"));
-  sp = spec1(DNN_LAYER_ADD, "sum", "b");
+  test_net_add(n2, test_spec1(DNN_LAYER_BATCHNORM, "b", "data"));
+  sp = test_spec1(DNN_LAYER_ADD, "sum", "b");
   sp.inputs[1] = "b2";
   sp.n_inputs = 2;
-  add(n2, spec1(DNN_LAYER_BATCHNORM, "b2", "b"));
-  sum = add(n2, sp);
-  sp = spec1(DNN_LAYER_CONV2D, "c1", "b");
+  test_net_add(n2, test_spec1(DNN_LAYER_BATCHNORM, "b2", "b"));
+  sum = test_net_add(n2, sp);
+  sp = test_spec1(DNN_LAYER_CONV2D, "c1", "b");
   sp.p.conv.out_channels = 4;
   sp.p.conv.bias = false;
-  size_t c = add(n2, sp);
+  size_t c = test_net_add(n2, sp);
   /* b has three consumers (b2, sum, c1); c1 is last. */
   assert_int_equal(dnn_net_layer(n2, 1)->consumers, 3);
   expect_cost(n2, sum, DNN_PASS_BWD_DATA, 2, f, 200, 200, 1, 1600, 800);
@@ -273,9 +243,9 @@ static void test_lstm_and_embedding_by_hand(void **state) {
   (void)state;
   dnn_net *net = new_net();
   add_input(net, "seq", 2, 3, 2, 0, false);
-  dnn_layer_spec sp = spec1(DNN_LAYER_LSTM, "lstm", "seq");
+  dnn_layer_spec sp = test_spec1(DNN_LAYER_LSTM, "lstm", "seq");
   sp.p.lstm.hidden = 4;
-  size_t ls = add(net, sp);
+  size_t ls = test_net_add(net, sp);
   dnn_dtype f = DNN_DTYPE_FP32;
   expect_cost(net, ls, DNN_PASS_FWD, 2, f, 1680, 1104, 39, 496, 512);
   expect_zero(net, ls, DNN_PASS_BWD_DATA);
@@ -286,18 +256,18 @@ static void test_lstm_and_embedding_by_hand(void **state) {
    * weight gradient scatter-adds 576 values (depth 1 + ceil(log2 36)) and
    * writes the dense 1600-entry table. */
   add_input(net, "tok", 1, 12, 0, 0, true);
-  sp = spec1(DNN_LAYER_EMBEDDING, "emb", "tok");
+  sp = test_spec1(DNN_LAYER_EMBEDDING, "emb", "tok");
   sp.p.embedding = (dnn_embedding_params){.vocab = 100, .dim = 16};
-  size_t em = add(net, sp);
+  size_t em = test_net_add(net, sp);
   expect_cost(net, em, DNN_PASS_FWD, 3, f, 0, 576, 1, 2592, 2304);
   expect_zero(net, em, DNN_PASS_BWD_DATA);
   expect_cost(net, em, DNN_PASS_BWD_WEIGHTS, 3, f, 576, 576, 7, 2592, 6400);
   /* An LSTM after the embedding has bwd_data: recurrence + dx. T 12,
    * F 16, H 8, batch 3: NT 36, G 32; MACs 36*32*8 + 36*32*16 = 27648;
    * flops 55296 + 22 * 36 * 8 = 61632. */
-  sp = spec1(DNN_LAYER_LSTM, "l2", "emb");
+  sp = test_spec1(DNN_LAYER_LSTM, "l2", "emb");
   sp.p.lstm.hidden = 8;
-  size_t l2 = add(net, sp);
+  size_t l2 = test_net_add(net, sp);
   dnn_cost c;
   dnn_layer_cost(net, l2, DNN_PASS_BWD_DATA, 3, f, &c);
   assert_close(c.flops, 61632, REL);
@@ -322,20 +292,20 @@ static void test_activation_bytes_by_hand(void **state) {
   (void)state;
   dnn_net *net = new_net();
   add_input(net, "data", 3, 3, 8, 8, false);
-  dnn_layer_spec sp = spec1(DNN_LAYER_CONV2D, "conv", "data");
+  dnn_layer_spec sp = test_spec1(DNN_LAYER_CONV2D, "conv", "data");
   sp.p.conv.out_channels = 4;
   sp.p.conv.kernel_h = sp.p.conv.kernel_w = 3;
   sp.p.conv.pad_h = sp.p.conv.pad_w = 1;
   sp.p.conv.bias = false;
-  add(net, sp);
-  add(net, spec1(DNN_LAYER_BATCHNORM, "bn", "conv"));
-  add(net, spec1(DNN_LAYER_ACTIVATION, "relu", "bn"));
-  add(net, spec1(DNN_LAYER_MAXPOOL, "pool", "relu"));
-  add(net, spec1(DNN_LAYER_DROPOUT, "drop", "pool"));
-  sp = spec1(DNN_LAYER_FC, "fc", "drop");
+  test_net_add(net, sp);
+  test_net_add(net, test_spec1(DNN_LAYER_BATCHNORM, "bn", "conv"));
+  test_net_add(net, test_spec1(DNN_LAYER_ACTIVATION, "relu", "bn"));
+  test_net_add(net, test_spec1(DNN_LAYER_MAXPOOL, "pool", "relu"));
+  test_net_add(net, test_spec1(DNN_LAYER_DROPOUT, "drop", "pool"));
+  sp = test_spec1(DNN_LAYER_FC, "fc", "drop");
   sp.p.fc.out_features = 10;
-  add(net, sp);
-  add(net, spec1(DNN_LAYER_SOFTMAX_XENT, "loss", "fc"));
+  test_net_add(net, sp);
+  test_net_add(net, test_spec1(DNN_LAYER_SOFTMAX_XENT, "loss", "fc"));
   const double want[] = {1920, 2560, 32, 2560, 640, 960, 0, 100};
   double sum = 0;
   for (size_t i = 0; i < 8; i++) {
@@ -378,13 +348,15 @@ static void test_activation_views(void **state) {
   (void)state;
   dnn_net *net = new_net();
   add_input(net, "data", 3, 2, 4, 4, false);
-  add(net, spec1(DNN_LAYER_ACTIVATION, "relu0", "data")); /* no backward */
-  add(net, spec1(DNN_LAYER_MAXPOOL, "pool0", "relu0"));   /* no backward */
-  add(net, spec1(DNN_LAYER_FLATTEN, "flat", "pool0"));
-  dnn_layer_spec sp = spec1(DNN_LAYER_FC, "fc", "flat");
+  test_net_add(
+      net, test_spec1(DNN_LAYER_ACTIVATION, "relu0", "data")); /* no backward */
+  test_net_add(
+      net, test_spec1(DNN_LAYER_MAXPOOL, "pool0", "relu0")); /* no backward */
+  test_net_add(net, test_spec1(DNN_LAYER_FLATTEN, "flat", "pool0"));
+  dnn_layer_spec sp = test_spec1(DNN_LAYER_FC, "fc", "flat");
   sp.p.fc.out_features = 3;
-  add(net, sp);
-  add(net, spec1(DNN_LAYER_LAYERNORM, "ln", "fc"));
+  test_net_add(net, sp);
+  test_net_add(net, test_spec1(DNN_LAYER_LAYERNORM, "ln", "fc"));
   dnn_dtype f = DNN_DTYPE_FP32;
   assert_close(dnn_layer_activation_bytes(net, 0, 4, f), 0, REL);
   assert_close(dnn_layer_activation_bytes(net, 1, 4, f), 0, REL);

@@ -5,7 +5,7 @@
  * inst2vec with full softmax and with NCE, the nce_loss kind by hand, the
  * expected distinct rows of a sparse embedding gradient, errors and
  * allocation failures. */
-#include "test_util.h"
+#include "test_fixtures.h"
 
 #include "dnnsim/model.h"
 
@@ -13,77 +13,34 @@
 
 #define REL 1e-12
 
-static dnn_net *zoo(const char *name, const dnn_zoo_params *zp) {
-  dnn_net *net = NULL;
-  dnn_error e;
-  assert_ok(dnn_zoo_build(name, zp, &net, &e), &e);
-  return net;
-}
-
-static const dnn_layer *layer(const dnn_net *net, const char *name) {
-  size_t i = 0;
-  if (dnn_net_find(net, name, &i) != DNN_OK)
-    fail_msg("no layer '%s' in %s", name, dnn_net_name(net));
-  return dnn_net_layer(net, i);
-}
-
-static dnn_layer_spec spec1(dnn_layer_kind kind, const char *name,
-                            const char *in) {
-  dnn_layer_spec sp = dnn_layer_default_spec(kind);
-  sp.name = name;
-  if (in) {
-    sp.inputs[0] = in;
-    sp.n_inputs = 1;
-  }
-  return sp;
-}
-
-static size_t add(dnn_net *net, dnn_layer_spec sp) {
-  dnn_error e;
-  size_t idx;
-  assert_ok(dnn_net_add(net, &sp, &idx, &e), &e);
-  return idx;
-}
-
-#define expect_cost(net, i, pass, batch, dtype, fl, wk, dp, rd, wr)            \
-  do {                                                                         \
-    dnn_cost c_;                                                               \
-    dnn_layer_cost((net), (i), (pass), (batch), (dtype), &c_);                 \
-    assert_close(c_.flops, (fl), REL);                                         \
-    assert_close(c_.work, (wk), REL);                                          \
-    assert_close(c_.depth, (dp), REL);                                         \
-    assert_close(c_.bytes_read, (rd), REL);                                    \
-    assert_close(c_.bytes_written, (wr), REL);                                 \
-  } while (0)
-
 /* ---- classifyapp --------------------------------------------------------- */
 
 static void test_ncc_params(void **state) {
   (void)state;
   dnn_zoo_params zp = dnn_zoo_default_params();
-  dnn_net *net = zoo("ncc", &zp);
+  dnn_net *net = test_zoo_net("ncc", &zp);
   dnn_net_totals t;
   dnn_net_totals_get(net, 64, DNN_DTYPE_FP32, &t);
   /* REFERENCE §6.3: LSTM 4 (200 (200 + 200) + 200) = 320,800 each, BN 400
    * trainable (+ 400 running statistics), Dense 200 → 32: 6,432, Dense
    * 32 → 104: 3,432. */
-  assert_int_equal(layer(net, "lstm_1")->params, 320800);
-  assert_int_equal(layer(net, "lstm_2")->params, 320800);
-  assert_int_equal(layer(net, "bn")->params, 400);
-  assert_int_equal(layer(net, "bn")->frozen_params, 400);
-  assert_int_equal(layer(net, "dense")->params, 6432);
-  assert_int_equal(layer(net, "out")->params, 3432);
+  assert_int_equal(test_layer(net, "lstm_1")->params, 320800);
+  assert_int_equal(test_layer(net, "lstm_2")->params, 320800);
+  assert_int_equal(test_layer(net, "bn")->params, 400);
+  assert_int_equal(test_layer(net, "bn")->frozen_params, 400);
+  assert_int_equal(test_layer(net, "dense")->params, 6432);
+  assert_int_equal(test_layer(net, "out")->params, 3432);
   assert_int_equal(t.params, 651864);
   /* Keras' count_params: trainable + the running mean and variance. */
-  assert_int_equal(t.params + layer(net, "bn")->frozen_params, 652264);
+  assert_int_equal(t.params + test_layer(net, "bn")->frozen_params, 652264);
   /* The frozen inst2vec table: 8,565 x 200, no gradient. */
-  const dnn_layer *emb = layer(net, "inst2vec");
+  const dnn_layer *emb = test_layer(net, "inst2vec");
   assert_true(emb->p.embedding.frozen);
   assert_int_equal(emb->params, 0);
   assert_int_equal(emb->frozen_params, 1713000);
   assert_int_equal(t.frozen_params, 1713400);
-  assert_int_equal(layer(net, "tokens")->out.dim[0], 100);
-  assert_int_equal(layer(net, "out")->out.dim[0], 104);
+  assert_int_equal(test_layer(net, "tokens")->out.dim[0], 100);
+  assert_int_equal(test_layer(net, "out")->out.dim[0], 104);
   assert_int_equal(t.layers, 9);
   dnn_net_free(net);
 
@@ -93,12 +50,12 @@ static void test_ncc_params(void **state) {
   zp.embed_dim = 24;
   zp.hidden = 13;
   zp.vocab = 501;
-  net = zoo("ncc", &zp);
+  net = test_zoo_net("ncc", &zp);
   dnn_net_totals_get(net, 64, DNN_DTYPE_FP32, &t);
   size_t lstm = 4 * (13 * (24 + 13) + 13) + 4 * (13 * (13 + 13) + 13);
   assert_int_equal(t.params, lstm + 2 * 13 + 13 * 32 + 32 + 32 * 10 + 10);
   assert_int_equal(t.frozen_params, 501 * 24 + 2 * 13);
-  assert_int_equal(layer(net, "tokens")->out.dim[0], 37);
+  assert_int_equal(test_layer(net, "tokens")->out.dim[0], 37);
   dnn_net_free(net);
 }
 
@@ -109,11 +66,12 @@ static void test_ncc_costs(void **state) {
   (void)state;
   dnn_zoo_params zp = dnn_zoo_default_params();
   zp.seq_len = 53;
-  dnn_net *net = zoo("ncc", &zp);
-  size_t emb = layer(net, "inst2vec")->index;
-  size_t l1 = layer(net, "lstm_1")->index, l2 = layer(net, "lstm_2")->index;
-  assert_false(layer(net, "lstm_1")->needs_input_grad);
-  assert_true(layer(net, "lstm_2")->needs_input_grad);
+  dnn_net *net = test_zoo_net("ncc", &zp);
+  size_t emb = test_layer(net, "inst2vec")->index;
+  size_t l1 = test_layer(net, "lstm_1")->index,
+         l2 = test_layer(net, "lstm_2")->index;
+  assert_false(test_layer(net, "lstm_1")->needs_input_grad);
+  assert_true(test_layer(net, "lstm_2")->needs_input_grad);
   dnn_cost c;
   dnn_layer_cost(net, emb, DNN_PASS_BWD_WEIGHTS, 64, DNN_DTYPE_FP32, &c);
   assert_close(c.flops + c.bytes_written, 0, REL);
@@ -144,18 +102,18 @@ static void test_ncc_devmap(void **state) {
   (void)state;
   dnn_zoo_params zp = dnn_zoo_default_params();
   zp.classes = 55; /* ignored: CPU or GPU */
-  dnn_net *net = zoo("ncc-devmap", &zp);
+  dnn_net *net = test_zoo_net("ncc-devmap", &zp);
   dnn_net_totals t;
   dnn_net_totals_get(net, 64, DNN_DTYPE_FP32, &t);
   /* 641,600 LSTMs + lang_out 402 + BN(202) 404 + Dense 202 → 32: 6,496 +
    * Dense 32 → 2: 66; Keras adds BN's 404 running statistics. */
   assert_int_equal(t.params, 648968);
-  assert_int_equal(t.params + layer(net, "bn")->frozen_params, 649372);
+  assert_int_equal(t.params + test_layer(net, "bn")->frozen_params, 649372);
   assert_int_equal(t.frozen_params, 1713404);
-  assert_int_equal(layer(net, "concat")->out.dim[0], 202);
-  assert_int_equal(layer(net, "aux")->out.dim[0], 2);
-  assert_int_equal(layer(net, "out")->out.dim[0], 2);
-  assert_int_equal(layer(net, "lang_out")->out.dim[0], 2);
+  assert_int_equal(test_layer(net, "concat")->out.dim[0], 202);
+  assert_int_equal(test_layer(net, "aux")->out.dim[0], 2);
+  assert_int_equal(test_layer(net, "out")->out.dim[0], 2);
+  assert_int_equal(test_layer(net, "lang_out")->out.dim[0], 2);
   size_t losses = 0;
   for (size_t i = 0; i < dnn_net_layer_count(net); i++)
     losses += dnn_net_layer(net, i)->kind == DNN_LAYER_SOFTMAX_XENT;
@@ -168,21 +126,21 @@ static void test_ncc_devmap(void **state) {
 static void test_inst2vec(void **state) {
   (void)state;
   dnn_zoo_params zp = dnn_zoo_default_params();
-  dnn_net *net = zoo("inst2vec", &zp);
+  dnn_net *net = test_zoo_net("inst2vec", &zp);
   dnn_net_totals t;
   dnn_net_totals_get(net, 64, DNN_DTYPE_FP32, &t);
   /* Input table 8,565 x 200, output Dense(8,565) 200 x 8,565 + bias. */
   assert_int_equal(t.params, 2 * 8565 * 200 + 8565);
   assert_int_equal(t.layers, 4);
-  size_t out = layer(net, "output")->index;
+  size_t out = test_layer(net, "output")->index;
   dnn_cost c;
   dnn_layer_cost(net, out, DNN_PASS_FWD, 64, DNN_DTYPE_FP32, &c);
   assert_close(c.flops, 2.0 * 64 * 200 * 8565 + 64 * 8565, REL);
-  size_t loss = layer(net, "loss")->index;
+  size_t loss = test_layer(net, "loss")->index;
   assert_close(dnn_layer_activation_bytes(net, loss, 64, DNN_DTYPE_FP32),
                64.0 * 8565 * 4, REL);
   size_t row = 0;
-  size_t emb = layer(net, "embedding")->index;
+  size_t emb = test_layer(net, "embedding")->index;
   assert_close(dnn_layer_grad_rows(net, emb, 64, &row),
                dnn_expected_distinct_rows(8565, 64), REL);
   assert_int_equal(row, 200);
@@ -191,11 +149,11 @@ static void test_inst2vec(void **state) {
 
   /* NCE with the default 60 negatives: the same parameter count (the
    * output table V x 200 and its V biases). */
-  net = zoo("inst2vec-nce", &zp);
+  net = test_zoo_net("inst2vec-nce", &zp);
   dnn_net_totals_get(net, 64, DNN_DTYPE_FP32, &t);
   assert_int_equal(t.params, 2 * 8565 * 200 + 8565);
   assert_int_equal(t.layers, 3);
-  const dnn_layer *l = layer(net, "loss");
+  const dnn_layer *l = test_layer(net, "loss");
   assert_int_equal(l->kind, DNN_LAYER_NCE_LOSS);
   assert_int_equal(l->p.nce.negatives, 60);
   dnn_layer_cost(net, l->index, DNN_PASS_FWD, 64, DNN_DTYPE_FP32, &c);
@@ -209,14 +167,14 @@ static void test_inst2vec(void **state) {
   zp.negatives = 10;
   zp.vocab = 777;
   zp.embed_dim = 31;
-  net = zoo("inst2vec", &zp);
-  assert_int_equal(layer(net, "loss")->p.nce.negatives, 10);
+  net = test_zoo_net("inst2vec", &zp);
+  assert_int_equal(test_layer(net, "loss")->p.nce.negatives, 10);
   dnn_net_totals_get(net, 1, DNN_DTYPE_FP32, &t);
   assert_int_equal(t.params, 2 * 777 * 31 + 777);
   dnn_net_free(net);
   zp.negatives = 7;
-  net = zoo("inst2vec-nce", &zp);
-  assert_int_equal(layer(net, "loss")->p.nce.negatives, 7);
+  net = test_zoo_net("inst2vec-nce", &zp);
+  assert_int_equal(test_layer(net, "loss")->p.nce.negatives, 7);
   dnn_net_free(net);
 }
 
@@ -237,15 +195,15 @@ static void test_nce_by_hand(void **state) {
   dnn_net *net = NULL;
   dnn_error e;
   assert_ok(dnn_net_alloc("nce", &net, &e), &e);
-  dnn_layer_spec sp = spec1(DNN_LAYER_INPUT, "x", NULL);
+  dnn_layer_spec sp = test_spec1(DNN_LAYER_INPUT, "x", NULL);
   sp.input_shape = (dnn_shape){.rank = 1, .dim = {4}};
-  add(net, sp);
-  sp = spec1(DNN_LAYER_FC, "fc", "x");
+  test_net_add(net, sp);
+  sp = test_spec1(DNN_LAYER_FC, "fc", "x");
   sp.p.fc.out_features = 7;
-  size_t fc = add(net, sp);
-  sp = spec1(DNN_LAYER_NCE_LOSS, "loss", "fc");
+  size_t fc = test_net_add(net, sp);
+  sp = test_spec1(DNN_LAYER_NCE_LOSS, "loss", "fc");
   sp.p.nce = (dnn_nce_params){.vocab = 13, .negatives = 5};
-  size_t n = add(net, sp);
+  size_t n = test_net_add(net, sp);
   const dnn_layer *l = dnn_net_layer(net, n);
   assert_int_equal(l->params, 13 * 8);
   assert_int_equal(l->out.rank, 1);
@@ -276,11 +234,11 @@ static void test_nce_by_hand(void **state) {
       {0, 1, "fc", "vocab must be >= 1"},
       {13, 5, "img", "needs a vector (F) or a sequence (T, F), got (2, 3, 3)"},
   };
-  sp = spec1(DNN_LAYER_INPUT, "img", NULL);
+  sp = test_spec1(DNN_LAYER_INPUT, "img", NULL);
   sp.input_shape = (dnn_shape){.rank = 3, .dim = {2, 3, 3}};
-  add(net, sp);
+  test_net_add(net, sp);
   for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
-    sp = spec1(DNN_LAYER_NCE_LOSS, "bad", bad[k].in);
+    sp = test_spec1(DNN_LAYER_NCE_LOSS, "bad", bad[k].in);
     sp.p.nce = (dnn_nce_params){.vocab = bad[k].vocab, .negatives = bad[k].k};
     dnn_error_clear(&e);
     assert_int_equal(dnn_net_add(net, &sp, NULL, &e), DNN_EINVAL);
@@ -324,25 +282,7 @@ static void test_alloc_failures(void **state) {
   const char *names[] = {"ncc", "ncc-devmap", "inst2vec", "inst2vec-nce"};
   for (size_t k = 0; k < 4; k++) {
     dnn_zoo_params zp = dnn_zoo_default_params();
-    long fail_at = 0;
-    for (;; fail_at++) {
-      test_alloc_state s;
-      dnn_net *net = NULL;
-      dnn_error e;
-      dnn_error_clear(&e);
-      test_alloc_install(&s, fail_at);
-      dnn_status st = dnn_zoo_build(names[k], &zp, &net, &e);
-      test_alloc_restore();
-      if (st == DNN_OK) {
-        dnn_net_free(net);
-        break;
-      }
-      assert_int_equal(st, DNN_ENOMEM);
-      assert_null(net);
-      assert_contains(e.msg, "out of memory");
-      assert_contains(e.msg, names[k]);
-      assert_true(fail_at < 1000);
-    }
+    long fail_at = test_zoo_alloc_sweep(names[k], &zp, 1000);
     assert_true(fail_at >= 2);
   }
 }

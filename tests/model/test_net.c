@@ -2,34 +2,19 @@
  * kind, consumers and needs_input_grad, every dnn_net_add error path (with
  * the network left unchanged), allocation-failure injection, lookups and
  * signatures. */
-#include "test_util.h"
+#include "test_fixtures.h"
 
 #include "dnnsim/model.h"
 
 /* ---- Helpers ------------------------------------------------------------- */
 
 static dnn_net *new_net(void) {
-  dnn_net *net = NULL;
-  dnn_error e;
-  assert_ok(dnn_net_alloc("test-net", &net, &e), &e);
-  return net;
-}
-
-/* A spec of `kind` reading `in` (NULL: no input). */
-static dnn_layer_spec spec1(dnn_layer_kind kind, const char *name,
-                            const char *in) {
-  dnn_layer_spec sp = dnn_layer_default_spec(kind);
-  sp.name = name;
-  if (in) {
-    sp.inputs[0] = in;
-    sp.n_inputs = 1;
-  }
-  return sp;
+  return test_net_new("test-net");
 }
 
 static dnn_layer_spec input_spec(const char *name, size_t rank, size_t d0,
                                  size_t d1, size_t d2, bool tokens) {
-  dnn_layer_spec sp = spec1(DNN_LAYER_INPUT, name, NULL);
+  dnn_layer_spec sp = test_spec1(DNN_LAYER_INPUT, name, NULL);
   sp.input_shape = (dnn_shape){.rank = rank, .dim = {d0, d1, d2}};
   sp.input_shape.tokens = tokens;
   return sp;
@@ -87,7 +72,7 @@ static void test_conv_shapes(void **state) {
   /* k 3x5, stride 2x1, pad 1x2, dilation 2x1, groups 2:
    * effective kernel 5x5; H' = (20+2-5)/2+1 = 9, W' = (17+4-5)/1+1 = 17;
    * params 6 * (8/2) * 15 + 6 = 366. */
-  sp = spec1(DNN_LAYER_CONV2D, "conv", "data");
+  sp = test_spec1(DNN_LAYER_CONV2D, "conv", "data");
   sp.p.conv = (dnn_conv_params){.out_channels = 6,
                                 .kernel_h = 3,
                                 .kernel_w = 5,
@@ -109,7 +94,7 @@ static void test_conv_shapes(void **state) {
   assert_string_equal(l->name, "conv");
 
   /* No bias, exactly fitting kernel: out 1x1. */
-  sp = spec1(DNN_LAYER_CONV2D, "whole", "data");
+  sp = test_spec1(DNN_LAYER_CONV2D, "whole", "data");
   sp.p.conv.out_channels = 7;
   sp.p.conv.kernel_h = 20;
   sp.p.conv.kernel_w = 17;
@@ -129,7 +114,7 @@ static void test_pool_shapes(void **state) {
   /* kernel 3, stride 2 on 14: floor 6, ceil 7; on 5 with pad 1: both 3
    * (the ceil-mode window that would start in the right padding is
    * dropped). */
-  sp = spec1(DNN_LAYER_MAXPOOL, "floor", "data");
+  sp = test_spec1(DNN_LAYER_MAXPOOL, "floor", "data");
   sp.p.pool.kernel_h = 3;
   sp.p.pool.kernel_w = 2;
   sp.p.pool.stride_h = sp.p.pool.stride_w = 2;
@@ -142,18 +127,18 @@ static void test_pool_shapes(void **state) {
   assert_shape(&l->out, 3, 2, 7, 3);
   assert_int_equal(l->params, 0);
   /* stride 0 = kernel (PyTorch's default). */
-  sp = spec1(DNN_LAYER_AVGPOOL, "avg", "data");
+  sp = test_spec1(DNN_LAYER_AVGPOOL, "avg", "data");
   sp.p.pool.kernel_h = sp.p.pool.kernel_w = 2;
   l = add_ok(net, &sp);
   assert_shape(&l->out, 3, 2, 7, 2);
   assert_int_equal(l->p.pool.stride_h, 2);
   /* Adaptive: fixed output, also larger than the input. */
-  sp = spec1(DNN_LAYER_ADAPTIVE_AVGPOOL, "adapt", "data");
+  sp = test_spec1(DNN_LAYER_ADAPTIVE_AVGPOOL, "adapt", "data");
   sp.p.pool.out_h = 3;
   sp.p.pool.out_w = 6;
   l = add_ok(net, &sp);
   assert_shape(&l->out, 3, 2, 3, 6);
-  sp = spec1(DNN_LAYER_GLOBAL_AVGPOOL, "gap", "data");
+  sp = test_spec1(DNN_LAYER_GLOBAL_AVGPOOL, "gap", "data");
   l = add_ok(net, &sp);
   assert_shape(&l->out, 1, 2, 0, 0);
   dnn_net_free(net);
@@ -164,40 +149,40 @@ static void test_vector_and_sequence_shapes(void **state) {
   dnn_net *net = new_net();
   dnn_layer_spec sp = input_spec("img", 3, 3, 4, 5, false);
   add_ok(net, &sp);
-  sp = spec1(DNN_LAYER_FC, "fc_img", "img"); /* flattens 60 */
+  sp = test_spec1(DNN_LAYER_FC, "fc_img", "img"); /* flattens 60 */
   sp.p.fc.out_features = 7;
   const dnn_layer *l = add_ok(net, &sp);
   assert_shape(&l->out, 1, 7, 0, 0);
   assert_int_equal(l->params, 60 * 7 + 7);
-  sp = spec1(DNN_LAYER_FLATTEN, "flat", "img");
+  sp = test_spec1(DNN_LAYER_FLATTEN, "flat", "img");
   assert_shape(&add_ok(net, &sp)->out, 1, 60, 0, 0);
-  sp = spec1(DNN_LAYER_BATCHNORM, "bn_img", "img");
+  sp = test_spec1(DNN_LAYER_BATCHNORM, "bn_img", "img");
   l = add_ok(net, &sp);
   assert_shape(&l->out, 3, 3, 4, 5);
   assert_int_equal(l->params, 6);
-  sp = spec1(DNN_LAYER_LAYERNORM, "ln_img", "img"); /* last dim */
+  sp = test_spec1(DNN_LAYER_LAYERNORM, "ln_img", "img"); /* last dim */
   assert_int_equal(add_ok(net, &sp)->params, 10);
 
   sp = input_spec("seq", 2, 9, 11, 0, false);
   add_ok(net, &sp);
-  sp = spec1(DNN_LAYER_FC, "fc_seq", "seq"); /* per position */
+  sp = test_spec1(DNN_LAYER_FC, "fc_seq", "seq"); /* per position */
   sp.p.fc.out_features = 4;
   sp.p.fc.bias = false;
   l = add_ok(net, &sp);
   assert_shape(&l->out, 2, 9, 4, 0);
   assert_int_equal(l->params, 44);
-  sp = spec1(DNN_LAYER_BATCHNORM, "bn_seq", "seq");
+  sp = test_spec1(DNN_LAYER_BATCHNORM, "bn_seq", "seq");
   assert_int_equal(add_ok(net, &sp)->params, 22);
-  sp = spec1(DNN_LAYER_SOFTMAX, "sm", "seq");
+  sp = test_spec1(DNN_LAYER_SOFTMAX, "sm", "seq");
   assert_shape(&add_ok(net, &sp)->out, 2, 9, 11, 0);
-  sp = spec1(DNN_LAYER_SOFTMAX_XENT, "loss", "seq");
+  sp = test_spec1(DNN_LAYER_SOFTMAX_XENT, "loss", "seq");
   assert_shape(&add_ok(net, &sp)->out, 1, 1, 0, 0);
-  sp = spec1(DNN_LAYER_DROPOUT, "drop", "seq");
+  sp = test_spec1(DNN_LAYER_DROPOUT, "drop", "seq");
   sp.p.dropout.p = 0.125;
   l = add_ok(net, &sp);
   assert_shape(&l->out, 2, 9, 11, 0);
   assert_true(l->p.dropout.p == 0.125);
-  sp = spec1(DNN_LAYER_ACTIVATION, "tanh", "seq");
+  sp = test_spec1(DNN_LAYER_ACTIVATION, "tanh", "seq");
   sp.p.act.act = DNN_ACT_TANH;
   assert_int_equal(add_ok(net, &sp)->p.act.act, DNN_ACT_TANH);
 
@@ -205,24 +190,24 @@ static void test_vector_and_sequence_shapes(void **state) {
   sp = input_spec("tok", 1, 12, 0, 0, true);
   l = add_ok(net, &sp);
   assert_true(l->out.tokens);
-  sp = spec1(DNN_LAYER_EMBEDDING, "emb", "tok");
+  sp = test_spec1(DNN_LAYER_EMBEDDING, "emb", "tok");
   sp.p.embedding = (dnn_embedding_params){.vocab = 8565, .dim = 200};
   l = add_ok(net, &sp);
   assert_shape(&l->out, 2, 12, 200, 0);
   assert_false(l->out.tokens);
   assert_int_equal(l->params, 8565 * 200);
-  sp = spec1(DNN_LAYER_LSTM, "lstm1", "emb");
+  sp = test_spec1(DNN_LAYER_LSTM, "lstm1", "emb");
   sp.p.lstm = (dnn_lstm_params){.hidden = 200, .return_sequences = true};
   l = add_ok(net, &sp);
   assert_shape(&l->out, 2, 12, 200, 0);
   assert_int_equal(l->params, 320800); /* 4 (200 (200+200) + 200) */
   assert_true(l->needs_input_grad);
-  sp = spec1(DNN_LAYER_LSTM, "lstm2", "lstm1");
+  sp = test_spec1(DNN_LAYER_LSTM, "lstm2", "lstm1");
   sp.p.lstm.hidden = 37;
   l = add_ok(net, &sp);
   assert_shape(&l->out, 1, 37, 0, 0);
   assert_int_equal(l->params, 4 * (37 * (200 + 37) + 37));
-  sp = spec1(DNN_LAYER_FLATTEN, "tokflat", "tok");
+  sp = test_spec1(DNN_LAYER_FLATTEN, "tokflat", "tok");
   l = add_ok(net, &sp);
   assert_true(l->out.tokens);
   dnn_net_free(net);
@@ -235,7 +220,7 @@ static void test_add_and_concat(void **state) {
   add_ok(net, &sp);
   sp = input_spec("b", 3, 5, 8, 8, false);
   add_ok(net, &sp);
-  sp = spec1(DNN_LAYER_CONCAT, "cat", "a");
+  sp = test_spec1(DNN_LAYER_CONCAT, "cat", "a");
   sp.inputs[1] = "b";
   sp.inputs[2] = "a";
   sp.n_inputs = 3;
@@ -244,7 +229,7 @@ static void test_add_and_concat(void **state) {
   assert_shape(&l->in, 3, 3, 8, 8);
   assert_int_equal(l->inputs[1], 1);
   assert_int_equal(dnn_net_layer(net, 0)->consumers, 2);
-  sp = spec1(DNN_LAYER_ADD, "sum", "cat");
+  sp = test_spec1(DNN_LAYER_ADD, "sum", "cat");
   sp.inputs[1] = "cat";
   sp.n_inputs = 2;
   l = add_ok(net, &sp);
@@ -255,7 +240,7 @@ static void test_add_and_concat(void **state) {
   add_ok(net, &sp);
   sp = input_spec("s2", 2, 9, 6, 0, false);
   add_ok(net, &sp);
-  sp = spec1(DNN_LAYER_CONCAT, "tcat", "s1");
+  sp = test_spec1(DNN_LAYER_CONCAT, "tcat", "s1");
   sp.inputs[1] = "s2";
   sp.n_inputs = 2;
   sp.p.concat.axis = 0;
@@ -269,16 +254,16 @@ static void test_grad_flags(void **state) {
   dnn_net *net = new_net();
   dnn_layer_spec sp = input_spec("data", 3, 3, 16, 16, false);
   add_ok(net, &sp);
-  sp = spec1(DNN_LAYER_MAXPOOL, "pool0", "data");
+  sp = test_spec1(DNN_LAYER_MAXPOOL, "pool0", "data");
   assert_false(add_ok(net, &sp)->needs_input_grad);
-  sp = spec1(DNN_LAYER_CONV2D, "conv1", "pool0");
+  sp = test_spec1(DNN_LAYER_CONV2D, "conv1", "pool0");
   sp.p.conv.out_channels = 4;
   assert_false(add_ok(net, &sp)->needs_input_grad);
-  sp = spec1(DNN_LAYER_ACTIVATION, "relu", "conv1");
+  sp = test_spec1(DNN_LAYER_ACTIVATION, "relu", "conv1");
   assert_true(add_ok(net, &sp)->needs_input_grad);
-  sp = spec1(DNN_LAYER_AVGPOOL, "side", "pool0");
+  sp = test_spec1(DNN_LAYER_AVGPOOL, "side", "pool0");
   assert_false(add_ok(net, &sp)->needs_input_grad);
-  sp = spec1(DNN_LAYER_ADD, "sum", "relu");
+  sp = test_spec1(DNN_LAYER_ADD, "sum", "relu");
   sp.inputs[1] = "relu";
   sp.n_inputs = 2;
   assert_true(add_ok(net, &sp)->needs_input_grad);
@@ -310,21 +295,21 @@ static void test_errors_structure(void **state) {
 
   sp = input_spec("data", 3, 3, 10, 10, false);
   add_fails(net, &sp, DNN_EINVAL, "layer 'data' (input)", "duplicate name");
-  sp = spec1(DNN_LAYER_ACTIVATION, "", "data");
+  sp = test_spec1(DNN_LAYER_ACTIVATION, "", "data");
   add_fails(net, &sp, DNN_EINVAL, "needs a name", "activation");
-  sp = spec1(DNN_LAYER_ACTIVATION, "r", "dta");
+  sp = test_spec1(DNN_LAYER_ACTIVATION, "r", "dta");
   add_fails(net, &sp, DNN_EINVAL, "layer 'r' (activation): unknown input 'dta'",
             "did you mean 'data'?");
-  sp = spec1(DNN_LAYER_ACTIVATION, "r", "zzzzzzzz");
+  sp = test_spec1(DNN_LAYER_ACTIVATION, "r", "zzzzzzzz");
   add_fails(net, &sp, DNN_EINVAL, "unknown input 'zzzzzzzz'", "");
-  sp = spec1(DNN_LAYER_CONV2D, "c", "data");
+  sp = test_spec1(DNN_LAYER_CONV2D, "c", "data");
   sp.p.conv.out_channels = 4;
   sp.inputs[1] = "data";
   sp.n_inputs = 2;
   add_fails(net, &sp, DNN_EINVAL, "layer 'c' (conv2d)", "takes 1 input, got 2");
-  sp = spec1(DNN_LAYER_ADD, "s", "data");
+  sp = test_spec1(DNN_LAYER_ADD, "s", "data");
   add_fails(net, &sp, DNN_EINVAL, "layer 's' (add)", "takes 2 to 8 inputs");
-  sp = spec1(DNN_LAYER_CONCAT, "s", NULL);
+  sp = test_spec1(DNN_LAYER_CONCAT, "s", NULL);
   add_fails(net, &sp, DNN_EINVAL, "(concat)", "got 0");
   sp = input_spec("in2", 1, 4, 0, 0, false);
   sp.inputs[0] = "data";
@@ -336,14 +321,14 @@ static void test_errors_structure(void **state) {
   add_fails(net, &sp, DNN_EINVAL, "'in3'", "dimension 1 is 0");
   sp = input_spec("in3", 2, 3, 4, 0, true);
   add_fails(net, &sp, DNN_EINVAL, "'in3'", "token ids must be rank 1");
-  sp = spec1((dnn_layer_kind)99, "k", "data");
+  sp = test_spec1((dnn_layer_kind)99, "k", "data");
   add_fails(net, &sp, DNN_EINVAL, "'k'", "unknown layer kind 99");
 
   /* add / concat mismatches. */
-  sp = spec1(DNN_LAYER_CONV2D, "c4", "data");
+  sp = test_spec1(DNN_LAYER_CONV2D, "c4", "data");
   sp.p.conv.out_channels = 4;
   add_ok(net, &sp);
-  sp = spec1(DNN_LAYER_ADD, "sum", "data");
+  sp = test_spec1(DNN_LAYER_ADD, "sum", "data");
   sp.inputs[1] = "c4";
   sp.n_inputs = 2;
   add_fails(net, &sp, DNN_EINVAL,
@@ -352,7 +337,7 @@ static void test_errors_structure(void **state) {
             "equal shapes");
   sp.inputs[1] = "tokens";
   add_fails(net, &sp, DNN_EINVAL, "cannot act on token ids", "'tokens'");
-  sp = spec1(DNN_LAYER_CONCAT, "cat", "data");
+  sp = test_spec1(DNN_LAYER_CONCAT, "cat", "data");
   sp.inputs[1] = "seq";
   sp.n_inputs = 2;
   add_fails(net, &sp, DNN_EINVAL, "layer 'cat' (concat): input 'seq'",
@@ -375,7 +360,7 @@ static void test_errors_hyper_parameters(void **state) {
   sp = input_spec("vec", 1, 30, 0, 0, false);
   add_ok(net, &sp);
 
-  dnn_layer_spec c = spec1(DNN_LAYER_CONV2D, "conv", "data");
+  dnn_layer_spec c = test_spec1(DNN_LAYER_CONV2D, "conv", "data");
   c.p.conv.out_channels = 8;
   sp = c;
   sp.p.conv.groups = 4;
@@ -421,7 +406,7 @@ static void test_errors_hyper_parameters(void **state) {
   sp.inputs[0] = "tokens";
   add_fails(net, &sp, DNN_EINVAL, "got (12 tokens) from 'tokens'", "");
 
-  sp = spec1(DNN_LAYER_MAXPOOL, "pool", "data");
+  sp = test_spec1(DNN_LAYER_MAXPOOL, "pool", "data");
   sp.p.pool.kernel_h = sp.p.pool.kernel_w = 3;
   sp.p.pool.pad_h = 2;
   add_fails(net, &sp, DNN_EINVAL,
@@ -436,13 +421,13 @@ static void test_errors_hyper_parameters(void **state) {
             "");
   sp.p.pool.kernel_w = 0;
   add_fails(net, &sp, DNN_EINVAL, "kernel must be >= 1", "");
-  sp = spec1(DNN_LAYER_ADAPTIVE_AVGPOOL, "ap", "data");
+  sp = test_spec1(DNN_LAYER_ADAPTIVE_AVGPOOL, "ap", "data");
   sp.p.pool.out_w = 0;
   add_fails(net, &sp, DNN_EINVAL, "'ap'", "output size must be >= 1");
-  sp = spec1(DNN_LAYER_GLOBAL_AVGPOOL, "gp", "vec");
+  sp = test_spec1(DNN_LAYER_GLOBAL_AVGPOOL, "gp", "vec");
   add_fails(net, &sp, DNN_EINVAL, "'gp'", "needs an image");
 
-  sp = spec1(DNN_LAYER_FC, "fc", "tokens");
+  sp = test_spec1(DNN_LAYER_FC, "fc", "tokens");
   sp.p.fc.out_features = 3;
   add_fails(net, &sp, DNN_EINVAL,
             "layer 'fc' (fc): cannot act on token ids "
@@ -451,41 +436,41 @@ static void test_errors_hyper_parameters(void **state) {
   sp.inputs[0] = "vec";
   sp.p.fc.out_features = 0;
   add_fails(net, &sp, DNN_EINVAL, "'fc'", "out_features must be >= 1");
-  sp = spec1(DNN_LAYER_BATCHNORM, "bn", "tokens");
+  sp = test_spec1(DNN_LAYER_BATCHNORM, "bn", "tokens");
   add_fails(net, &sp, DNN_EINVAL, "(batchnorm)", "token ids");
-  sp = spec1(DNN_LAYER_DROPOUT, "drop", "vec");
+  sp = test_spec1(DNN_LAYER_DROPOUT, "drop", "vec");
   sp.p.dropout.p = 1.0;
   add_fails(net, &sp, DNN_EINVAL, "'drop'", "p = 1 must be in [0, 1)");
   sp.p.dropout.p = -0.25;
   add_fails(net, &sp, DNN_EINVAL, "'drop'", "p = -0.25");
-  sp = spec1(DNN_LAYER_ACTIVATION, "act", "vec");
+  sp = test_spec1(DNN_LAYER_ACTIVATION, "act", "vec");
   sp.p.act.act = (dnn_act)42;
   add_fails(net, &sp, DNN_EINVAL, "'act'", "unknown activation 42");
-  sp = spec1(DNN_LAYER_EMBEDDING, "emb", "vec");
+  sp = test_spec1(DNN_LAYER_EMBEDDING, "emb", "vec");
   sp.p.embedding = (dnn_embedding_params){.vocab = 10, .dim = 4};
   add_fails(net, &sp, DNN_EINVAL, "layer 'emb' (embedding): needs token ids",
             "got (30) from 'vec'");
   sp.inputs[0] = "tokens";
   sp.p.embedding.vocab = 0;
   add_fails(net, &sp, DNN_EINVAL, "'emb'", "vocab (0) and dim (4)");
-  sp = spec1(DNN_LAYER_LSTM, "lstm", "vec");
+  sp = test_spec1(DNN_LAYER_LSTM, "lstm", "vec");
   sp.p.lstm.hidden = 5;
   add_fails(net, &sp, DNN_EINVAL,
             "layer 'lstm' (lstm): needs a sequence "
             "(T, F)",
             "got (30)");
-  sp = spec1(DNN_LAYER_EMBEDDING, "e2", "tokens");
+  sp = test_spec1(DNN_LAYER_EMBEDDING, "e2", "tokens");
   sp.p.embedding = (dnn_embedding_params){.vocab = 10, .dim = 4};
   add_ok(net, &sp);
-  sp = spec1(DNN_LAYER_LSTM, "lstm", "e2");
+  sp = test_spec1(DNN_LAYER_LSTM, "lstm", "e2");
   add_fails(net, &sp, DNN_EINVAL, "'lstm'", "hidden must be >= 1");
-  sp = spec1(DNN_LAYER_CONV2D, "huge", "data");
+  sp = test_spec1(DNN_LAYER_CONV2D, "huge", "data");
   sp.p.conv.out_channels = (size_t)1 << 60;
   sp.p.conv.kernel_h = sp.p.conv.kernel_w = 10;
   sp.p.conv.groups = 1;
   add_fails(net, &sp, DNN_EINVAL, "'huge'", "too many parameters");
   /* The network still works after all those failures. */
-  sp = spec1(DNN_LAYER_FC, "fc", "vec");
+  sp = test_spec1(DNN_LAYER_FC, "fc", "vec");
   sp.p.fc.out_features = 3;
   assert_int_equal(add_ok(net, &sp)->params, 93);
   assert_int_equal(dnn_net_layer(net, 2)->consumers, 1);
@@ -508,7 +493,7 @@ static dnn_status build_small(dnn_net **out, dnn_error *e) {
   /* Enough layers to grow the index and the hash table twice. */
   for (size_t i = 0; i < 200 && st == DNN_OK; i++) {
     snprintf(names[i], sizeof names[i], "relu%zu", i);
-    sp = spec1(DNN_LAYER_ACTIVATION, names[i], i ? names[i - 1] : "data");
+    sp = test_spec1(DNN_LAYER_ACTIVATION, names[i], i ? names[i - 1] : "data");
     st = dnn_net_add(net, &sp, NULL, e);
   }
   if (st) {
@@ -551,7 +536,7 @@ static void test_alloc_failures(void **state) {
   char names[300][16];
   for (size_t i = 0; i < 300; i++) {
     snprintf(names[i], sizeof names[i], "layer-%zu", i);
-    sp = spec1(DNN_LAYER_ACTIVATION, names[i], "data");
+    sp = test_spec1(DNN_LAYER_ACTIVATION, names[i], "data");
     test_alloc_install(&s, 0);
     dnn_status st = dnn_net_add(net, &sp, NULL, &e);
     test_alloc_restore();
@@ -588,13 +573,13 @@ static void build_sig_net(dnn_net *net, const char *prefix, size_t stride) {
   snprintf(c, sizeof c, "%s-pool", prefix);
   dnn_layer_spec sp = input_spec(a, 3, 3, 13, 13, false);
   add_ok(net, &sp);
-  sp = spec1(DNN_LAYER_CONV2D, b, a);
+  sp = test_spec1(DNN_LAYER_CONV2D, b, a);
   sp.p.conv.out_channels = 5;
   sp.p.conv.kernel_h = sp.p.conv.kernel_w = 3;
   sp.p.conv.pad_h = sp.p.conv.pad_w = 1;
   sp.p.conv.stride_h = sp.p.conv.stride_w = stride;
   add_ok(net, &sp);
-  sp = spec1(DNN_LAYER_MAXPOOL, c, b);
+  sp = test_spec1(DNN_LAYER_MAXPOOL, c, b);
   sp.p.pool.ceil_mode = true;
   add_ok(net, &sp);
 }
@@ -629,21 +614,21 @@ static void test_signatures(void **state) {
   dnn_net *n = new_net();
   dnn_layer_spec sp = input_spec("tok", 1, 7, 0, 0, true);
   add_ok(n, &sp);
-  sp = spec1(DNN_LAYER_EMBEDDING, "emb", "tok");
+  sp = test_spec1(DNN_LAYER_EMBEDDING, "emb", "tok");
   sp.p.embedding = (dnn_embedding_params){.vocab = 50, .dim = 6};
   add_ok(n, &sp);
-  sp = spec1(DNN_LAYER_LSTM, "lstm", "emb");
+  sp = test_spec1(DNN_LAYER_LSTM, "lstm", "emb");
   sp.p.lstm = (dnn_lstm_params){.hidden = 9, .return_sequences = true};
   add_ok(n, &sp);
-  sp = spec1(DNN_LAYER_DROPOUT, "drop", "lstm");
+  sp = test_spec1(DNN_LAYER_DROPOUT, "drop", "lstm");
   sp.p.dropout.p = 0.375;
   add_ok(n, &sp);
-  sp = spec1(DNN_LAYER_CONCAT, "cat", "lstm");
+  sp = test_spec1(DNN_LAYER_CONCAT, "cat", "lstm");
   sp.inputs[1] = "emb";
   sp.n_inputs = 2;
   sp.p.concat.axis = 1;
   add_ok(n, &sp);
-  sp = spec1(DNN_LAYER_ACTIVATION, "gelu", "cat");
+  sp = test_spec1(DNN_LAYER_ACTIVATION, "gelu", "cat");
   sp.p.act.act = DNN_ACT_GELU;
   add_ok(n, &sp);
   const char *want[] = {"input:t7",          "embedding:t7:v50:e6",

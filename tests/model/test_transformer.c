@@ -6,7 +6,7 @@
  * within 1% in all), per-block activation bytes against Korthikanti et
  * al.'s s b h (34 + 5 a s / h) split by tensor-parallel role, Megatron's
  * roles, BERT-large, errors and allocation failures. */
-#include "test_util.h"
+#include "test_fixtures.h"
 
 #include "dnnsim/model.h"
 
@@ -15,28 +15,7 @@
 /* ---- Helpers ------------------------------------------------------------- */
 
 static dnn_net *new_net(void) {
-  dnn_net *net = NULL;
-  dnn_error e;
-  assert_ok(dnn_net_alloc("seq", &net, &e), &e);
-  return net;
-}
-
-static dnn_layer_spec spec1(dnn_layer_kind kind, const char *name,
-                            const char *in) {
-  dnn_layer_spec sp = dnn_layer_default_spec(kind);
-  sp.name = name;
-  if (in) {
-    sp.inputs[0] = in;
-    sp.n_inputs = 1;
-  }
-  return sp;
-}
-
-static size_t add(dnn_net *net, dnn_layer_spec sp) {
-  dnn_error e;
-  size_t idx;
-  assert_ok(dnn_net_add(net, &sp, &idx, &e), &e);
-  return idx;
+  return test_net_new("seq");
 }
 
 /* Adds `sp` expecting DNN_EINVAL with `msg` in the message. */
@@ -51,21 +30,10 @@ static void add_fails(dnn_net *net, dnn_layer_spec sp, const char *msg) {
 
 static size_t fc_spec(dnn_net *net, const char *name, const char *in,
                       size_t out) {
-  dnn_layer_spec sp = spec1(DNN_LAYER_FC, name, in);
+  dnn_layer_spec sp = test_spec1(DNN_LAYER_FC, name, in);
   sp.p.fc.out_features = out;
-  return add(net, sp);
+  return test_net_add(net, sp);
 }
-
-#define expect_cost(net, i, pass, batch, dtype, fl, wk, dp, rd, wr)            \
-  do {                                                                         \
-    dnn_cost c_;                                                               \
-    dnn_layer_cost((net), (i), (pass), (batch), (dtype), &c_);                 \
-    assert_close(c_.flops, (fl), REL);                                         \
-    assert_close(c_.work, (wk), REL);                                          \
-    assert_close(c_.depth, (dp), REL);                                         \
-    assert_close(c_.bytes_read, (rd), REL);                                    \
-    assert_close(c_.bytes_written, (wr), REL);                                 \
-  } while (0)
 
 static dnn_net *zoo(const char *name, size_t layers, size_t hidden,
                     size_t heads, size_t seq, size_t vocab) {
@@ -75,21 +43,11 @@ static dnn_net *zoo(const char *name, size_t layers, size_t hidden,
   zp.heads = heads;
   zp.seq_len = seq;
   zp.vocab = vocab;
-  dnn_net *net = NULL;
-  dnn_error e;
-  assert_ok(dnn_zoo_build(name, &zp, &net, &e), &e);
-  return net;
-}
-
-static const dnn_layer *layer(const dnn_net *net, const char *name) {
-  size_t i = 0;
-  if (dnn_net_find(net, name, &i) != DNN_OK)
-    fail_msg("no layer '%s' in %s", name, dnn_net_name(net));
-  return dnn_net_layer(net, i);
+  return test_zoo_net(name, &zp);
 }
 
 static size_t index_of(const dnn_net *net, const char *name) {
-  return layer(net, name)->index;
+  return test_layer(net, name)->index;
 }
 
 /* ---- The attention kinds and slice by hand ------------------------------- */
@@ -115,23 +73,24 @@ static size_t index_of(const dnn_net *net, const char *name) {
 static void test_attention_by_hand(void **state) {
   (void)state;
   dnn_net *net = new_net();
-  dnn_layer_spec sp = spec1(DNN_LAYER_INPUT, "tokens", NULL);
+  dnn_layer_spec sp = test_spec1(DNN_LAYER_INPUT, "tokens", NULL);
   sp.input_shape = (dnn_shape){.rank = 1, .dim = {7}, .tokens = true};
-  add(net, sp);
-  sp = spec1(DNN_LAYER_EMBEDDING, "emb", "tokens");
+  test_net_add(net, sp);
+  sp = test_spec1(DNN_LAYER_EMBEDDING, "emb", "tokens");
   sp.p.embedding = (dnn_embedding_params){.vocab = 11, .dim = 48};
-  add(net, sp);
+  test_net_add(net, sp);
   size_t qkv = fc_spec(net, "qkv", "emb", 144);
-  sp = spec1(DNN_LAYER_ATTN_SCORES, "scores", "qkv");
+  sp = test_spec1(DNN_LAYER_ATTN_SCORES, "scores", "qkv");
   sp.p.attn.heads = 3;
   sp.tp = DNN_TP_HEADS;
-  size_t sc = add(net, sp);
-  size_t sm = add(net, spec1(DNN_LAYER_SOFTMAX, "softmax", "scores"));
-  sp = spec1(DNN_LAYER_ATTN_CONTEXT, "context", "softmax");
+  size_t sc = test_net_add(net, sp);
+  size_t sm =
+      test_net_add(net, test_spec1(DNN_LAYER_SOFTMAX, "softmax", "scores"));
+  sp = test_spec1(DNN_LAYER_ATTN_CONTEXT, "context", "softmax");
   sp.inputs[1] = "qkv";
   sp.n_inputs = 2;
   sp.p.attn.heads = 3;
-  size_t cx = add(net, sp);
+  size_t cx = test_net_add(net, sp);
   fc_spec(net, "out", "context", 48);
 
   const dnn_layer *l = dnn_net_layer(net, sc);
@@ -178,13 +137,13 @@ static void test_attention_by_hand(void **state) {
 static void test_slice_by_hand(void **state) {
   (void)state;
   dnn_net *net = new_net();
-  dnn_layer_spec sp = spec1(DNN_LAYER_INPUT, "x", NULL);
+  dnn_layer_spec sp = test_spec1(DNN_LAYER_INPUT, "x", NULL);
   sp.input_shape = (dnn_shape){.rank = 2, .dim = {9, 4}};
-  add(net, sp);
+  test_net_add(net, sp);
   fc_spec(net, "fc", "x", 6);
-  sp = spec1(DNN_LAYER_SLICE, "sl", "fc");
+  sp = test_spec1(DNN_LAYER_SLICE, "sl", "fc");
   sp.p.slice = (dnn_slice_params){.start = 2, .length = 3};
-  size_t s = add(net, sp);
+  size_t s = test_net_add(net, sp);
   const dnn_layer *l = dnn_net_layer(net, s);
   assert_int_equal(l->out.dim[0], 3);
   assert_int_equal(l->out.dim[1], 6);
@@ -203,15 +162,15 @@ static void test_slice_by_hand(void **state) {
 static void test_tied_fc(void **state) {
   (void)state;
   dnn_net *net = new_net();
-  dnn_layer_spec sp = spec1(DNN_LAYER_INPUT, "x", NULL);
+  dnn_layer_spec sp = test_spec1(DNN_LAYER_INPUT, "x", NULL);
   sp.input_shape = (dnn_shape){.rank = 2, .dim = {3, 10}};
-  add(net, sp);
-  sp = spec1(DNN_LAYER_FC, "head", "x");
+  test_net_add(net, sp);
+  sp = test_spec1(DNN_LAYER_FC, "head", "x");
   sp.p.fc = (dnn_fc_params){.out_features = 17, .bias = false, .tied = true};
-  size_t h = add(net, sp);
-  sp = spec1(DNN_LAYER_FC, "head_b", "x");
+  size_t h = test_net_add(net, sp);
+  sp = test_spec1(DNN_LAYER_FC, "head_b", "x");
   sp.p.fc = (dnn_fc_params){.out_features = 17, .bias = true, .tied = true};
-  size_t hb = add(net, sp);
+  size_t hb = test_net_add(net, sp);
   assert_int_equal(dnn_net_layer(net, h)->params, 0);
   assert_int_equal(dnn_net_layer(net, hb)->params, 17);
   /* bwd_weights: 2 * 2 * 3 * 10 * 17 = 2040 FLOPs, writes the 170
@@ -266,7 +225,7 @@ static void test_gpt_params(void **state) {
       fail_msg("%s: %zu parameters, formula %zu, table %zu", named[k].name,
                t.params, want, named[k].P);
     assert_int_equal(t.frozen_params, 0);
-    assert_int_equal(layer(net, "h.0.scores")->p.attn.heads, named[k].a);
+    assert_int_equal(test_layer(net, "h.0.scores")->p.attn.heads, named[k].a);
     assert_int_equal(t.layers, 8 + 15 * l);
     dnn_net_free(net);
   }
@@ -296,7 +255,7 @@ static void test_gpt_params(void **state) {
     if (z[5] == 0)
       assert_int_equal(t.params, 12 * z[0] * z[1] * z[1] + 13 * z[0] * z[1] +
                                      z[4] * z[1] + z[3] * z[1] + 2 * z[1]);
-    assert_int_equal(layer(net, "h.0.fc1")->out.dim[1], f);
+    assert_int_equal(test_layer(net, "h.0.fc1")->out.dim[1], f);
     dnn_net_free(net);
   }
 }
@@ -475,16 +434,16 @@ static void test_gpt_structure(void **state) {
   assert_int_equal(loss->tp, DNN_TP_COLUMN);
 
   /* Shapes: scores (a s, s), context (s, h), dropout p = 0.1. */
-  const dnn_layer *sc = layer(net, "h.1.scores");
+  const dnn_layer *sc = test_layer(net, "h.1.scores");
   assert_int_equal(sc->out.dim[0], 8 * 33);
   assert_int_equal(sc->out.dim[1], 33);
-  assert_int_equal(layer(net, "h.1.context")->out.dim[1], 96);
-  assert_close(layer(net, "h.1.attn_drop")->p.dropout.p, 0.1, REL);
+  assert_int_equal(test_layer(net, "h.1.context")->out.dim[1], 96);
+  assert_close(test_layer(net, "h.1.attn_drop")->p.dropout.p, 0.1, REL);
   /* The residual: add1 reads proj_drop and the block input. */
-  const dnn_layer *a1 = layer(net, "h.1.add1");
+  const dnn_layer *a1 = test_layer(net, "h.1.add1");
   assert_int_equal(a1->inputs[0], index_of(net, "h.1.proj_drop"));
   assert_int_equal(a1->inputs[1], index_of(net, "h.0.add2"));
-  assert_int_equal(layer(net, "h.1.add2")->inputs[1],
+  assert_int_equal(test_layer(net, "h.1.add2")->inputs[1],
                    index_of(net, "h.1.add1"));
 
   /* The LM head's weight gradient runs (2 B s h V FLOPs) though it has no
@@ -528,23 +487,27 @@ static void test_bert_large(void **state) {
    * 12,596,224, pooler 1,049,600) + MLM transform 1,051,648 + decoder bias
    * 30,522 + NSP 2,050. */
   assert_int_equal(t.params, 336226108);
-  assert_int_equal(layer(net, "wtype")->params, 2 * 1024);
-  assert_int_equal(layer(net, "wpe")->params, 512 * 1024);
-  assert_int_equal(layer(net, "mlm.gather")->out.dim[0], 80);
-  assert_int_equal(layer(net, "cls")->out.dim[0], 1);
-  const dnn_layer *dec = layer(net, "mlm.decoder");
+  assert_int_equal(test_layer(net, "wtype")->params, 2 * 1024);
+  assert_int_equal(test_layer(net, "wpe")->params, 512 * 1024);
+  assert_int_equal(test_layer(net, "mlm.gather")->out.dim[0], 80);
+  assert_int_equal(test_layer(net, "cls")->out.dim[0], 1);
+  const dnn_layer *dec = test_layer(net, "mlm.decoder");
   assert_true(dec->p.fc.tied);
   assert_int_equal(dec->params, 30522);
   assert_int_equal(dec->out.dim[0], 80);
   assert_int_equal(dec->out.dim[1], 30522);
-  assert_int_equal(layer(net, "nsp")->out.dim[1], 2);
+  assert_int_equal(test_layer(net, "nsp")->out.dim[1], 2);
   /* Post-LN: the layer norm reads the residual sum; the next block's QKV
    * reads the layer norm. */
-  assert_int_equal(layer(net, "h.3.ln1")->inputs[0], index_of(net, "h.3.add1"));
-  assert_int_equal(layer(net, "h.4.qkv")->inputs[0], index_of(net, "h.3.ln2"));
-  assert_int_equal(layer(net, "h.4.add1")->inputs[1], index_of(net, "h.3.ln2"));
-  assert_int_equal(layer(net, "h.4.add2")->inputs[1], index_of(net, "h.4.ln1"));
-  assert_int_equal(layer(net, "h.0.qkv")->inputs[0],
+  assert_int_equal(test_layer(net, "h.3.ln1")->inputs[0],
+                   index_of(net, "h.3.add1"));
+  assert_int_equal(test_layer(net, "h.4.qkv")->inputs[0],
+                   index_of(net, "h.3.ln2"));
+  assert_int_equal(test_layer(net, "h.4.add1")->inputs[1],
+                   index_of(net, "h.3.ln2"));
+  assert_int_equal(test_layer(net, "h.4.add2")->inputs[1],
+                   index_of(net, "h.4.ln1"));
+  assert_int_equal(test_layer(net, "h.0.qkv")->inputs[0],
                    index_of(net, "embed.drop"));
   /* Two losses. */
   size_t losses = 0;
@@ -561,13 +524,13 @@ static void test_bert_large(void **state) {
   net = zoo("bert-large", 0, 0, 0, 128, 0);
   dnn_net_totals_get(net, 2, DNN_DTYPE_FP16, &t);
   assert_int_equal(t.params, 336226108);
-  assert_int_equal(layer(net, "mlm.gather")->out.dim[0], 20);
-  assert_int_equal(layer(net, "tokens")->out.dim[0], 128);
+  assert_int_equal(test_layer(net, "mlm.gather")->out.dim[0], 20);
+  assert_int_equal(test_layer(net, "tokens")->out.dim[0], 128);
   dnn_net_free(net);
   /* Longer than 512: the table grows with the sequence. */
   net = zoo("bert-large", 1, 64, 4, 700, 100);
-  assert_int_equal(layer(net, "wpe")->params, 700 * 64);
-  assert_int_equal(layer(net, "mlm.gather")->out.dim[0], 108);
+  assert_int_equal(test_layer(net, "wpe")->params, 700 * 64);
+  assert_int_equal(test_layer(net, "mlm.gather")->out.dim[0], 108);
   dnn_net_free(net);
 }
 
@@ -589,20 +552,20 @@ static void test_errors(void **state) {
   assert_contains(e.msg, "did you mean 'gpt-1.7b'?");
 
   net = new_net();
-  dnn_layer_spec sp = spec1(DNN_LAYER_INPUT, "ids", NULL);
+  dnn_layer_spec sp = test_spec1(DNN_LAYER_INPUT, "ids", NULL);
   sp.input_shape = (dnn_shape){.rank = 1, .dim = {6}, .tokens = true};
-  add(net, sp);
-  sp = spec1(DNN_LAYER_INPUT, "v", NULL);
+  test_net_add(net, sp);
+  sp = test_spec1(DNN_LAYER_INPUT, "v", NULL);
   sp.input_shape = (dnn_shape){.rank = 1, .dim = {12}};
-  add(net, sp);
-  sp = spec1(DNN_LAYER_INPUT, "x", NULL);
+  test_net_add(net, sp);
+  sp = test_spec1(DNN_LAYER_INPUT, "x", NULL);
   sp.input_shape = (dnn_shape){.rank = 2, .dim = {6, 35}};
-  add(net, sp);
-  sp = spec1(DNN_LAYER_INPUT, "qkv", NULL);
+  test_net_add(net, sp);
+  sp = test_spec1(DNN_LAYER_INPUT, "qkv", NULL);
   sp.input_shape = (dnn_shape){.rank = 2, .dim = {6, 36}};
-  add(net, sp);
+  test_net_add(net, sp);
 
-  sp = spec1(DNN_LAYER_ATTN_SCORES, "s", "x");
+  sp = test_spec1(DNN_LAYER_ATTN_SCORES, "s", "x");
   sp.p.attn.heads = 2;
   add_fails(net, sp,
             "layer 's' (attn_scores): width 35 of 'x' is not 3h "
@@ -620,9 +583,9 @@ static void test_errors(void **state) {
   sp.tp = (dnn_tp_role)9;
   add_fails(net, sp, "layer 's' (attn_scores): unknown tensor-parallel role 9");
   sp.tp = DNN_TP_HEADS;
-  add(net, sp); /* (18, 6) */
+  test_net_add(net, sp); /* (18, 6) */
 
-  sp = spec1(DNN_LAYER_ATTN_CONTEXT, "c", "s");
+  sp = test_spec1(DNN_LAYER_ATTN_CONTEXT, "c", "s");
   sp.p.attn.heads = 3;
   add_fails(net, sp, "layer 'c' (attn_context): takes 2 inputs, got 1");
   sp.inputs[1] = "qkv";
@@ -638,9 +601,9 @@ static void test_errors(void **state) {
   sp.inputs[1] = "x";
   add_fails(net, sp, "width 35 of 'x' is not 3h");
   sp.inputs[1] = "qkv";
-  add(net, sp);
+  test_net_add(net, sp);
 
-  sp = spec1(DNN_LAYER_SLICE, "sl", "x");
+  sp = test_spec1(DNN_LAYER_SLICE, "sl", "x");
   sp.p.slice = (dnn_slice_params){.start = 4, .length = 3};
   add_fails(net, sp,
             "layer 'sl' (slice): positions [4, 7) are outside the 6 "
@@ -696,25 +659,7 @@ static void test_alloc_failures(void **state) {
     zp.heads = 4;
     zp.seq_len = 16;
     zp.vocab = 100;
-    long fail_at = 0;
-    for (;; fail_at++) {
-      test_alloc_state s;
-      dnn_net *net = NULL;
-      dnn_error e;
-      dnn_error_clear(&e);
-      test_alloc_install(&s, fail_at);
-      dnn_status st = dnn_zoo_build(names[k], &zp, &net, &e);
-      test_alloc_restore();
-      if (st == DNN_OK) {
-        dnn_net_free(net);
-        break;
-      }
-      assert_int_equal(st, DNN_ENOMEM);
-      assert_null(net);
-      assert_contains(e.msg, "out of memory");
-      assert_contains(e.msg, names[k]);
-      assert_true(fail_at < 10000);
-    }
+    long fail_at = test_zoo_alloc_sweep(names[k], &zp, 10000);
     assert_true(fail_at >= 2);
   }
 }

@@ -2,7 +2,7 @@
  * conv+fc MACs within 2% of torchvision's documented GFLOPS, layer shapes
  * and names at a few places, parameterisation, errors for unknown names and
  * images too small, and allocation-failure injection in the builder. */
-#include "test_util.h"
+#include "test_fixtures.h"
 
 #include "dnnsim/model.h"
 
@@ -10,23 +10,14 @@ static dnn_net *build(const char *name, size_t image, size_t classes) {
   dnn_zoo_params zp = dnn_zoo_default_params();
   zp.image = image;
   zp.classes = classes;
-  dnn_net *net = NULL;
-  dnn_error e;
-  assert_ok(dnn_zoo_build(name, &zp, &net, &e), &e);
+  dnn_net *net = test_zoo_net(name, &zp);
   assert_non_null(net);
   return net;
 }
 
-static const dnn_layer *layer(const dnn_net *net, const char *name) {
-  size_t i = 0;
-  if (dnn_net_find(net, name, &i) != DNN_OK)
-    fail_msg("no layer '%s' in %s", name, dnn_net_name(net));
-  return dnn_net_layer(net, i);
-}
-
 static void assert_out(const dnn_net *net, const char *name, size_t c, size_t h,
                        size_t w) {
-  const dnn_layer *l = layer(net, name);
+  const dnn_layer *l = test_layer(net, name);
   assert_int_equal(l->out.rank, 3);
   if (l->out.dim[0] != c || l->out.dim[1] != h || l->out.dim[2] != w)
     fail_msg("%s: (%zu, %zu, %zu), want (%zu, %zu, %zu)", name, l->out.dim[0],
@@ -78,11 +69,11 @@ static void test_alexnet_shapes(void **state) {
   assert_out(net, "conv5", 256, 13, 13);
   assert_out(net, "pool5", 256, 6, 6);
   assert_out(net, "avgpool", 256, 6, 6);
-  assert_int_equal(layer(net, "fc6")->params, 9216 * 4096 + 4096);
-  assert_int_equal(layer(net, "fc8")->out.dim[0], 1000);
+  assert_int_equal(test_layer(net, "fc6")->params, 9216 * 4096 + 4096);
+  assert_int_equal(test_layer(net, "fc8")->out.dim[0], 1000);
   /* The first convolution needs no input gradient; the rest do. */
-  assert_false(layer(net, "conv1")->needs_input_grad);
-  assert_true(layer(net, "conv2")->needs_input_grad);
+  assert_false(test_layer(net, "conv1")->needs_input_grad);
+  assert_true(test_layer(net, "conv2")->needs_input_grad);
   /* The last layer is the loss. */
   size_t n = dnn_net_layer_count(net);
   assert_int_equal(dnn_net_layer(net, n - 1)->kind, DNN_LAYER_SOFTMAX_XENT);
@@ -104,7 +95,7 @@ static void test_vgg_and_resnet_shapes(void **state) {
   assert_out(net, "pool3", 256, 28, 28);
   assert_out(net, "conv5_3", 512, 14, 14);
   assert_out(net, "pool5", 512, 7, 7);
-  assert_int_equal(layer(net, "fc6")->params, 25088 * 4096 + 4096);
+  assert_int_equal(test_layer(net, "fc6")->params, 25088 * 4096 + 4096);
   dnn_net_free(net);
 
   net = build("resnet50", 224, 1000);
@@ -117,18 +108,18 @@ static void test_vgg_and_resnet_shapes(void **state) {
   assert_out(net, "layer2.0.conv2", 128, 28, 28);
   assert_out(net, "layer4.2.conv3", 2048, 7, 7);
   assert_out(net, "layer4.2.relu", 2048, 7, 7);
-  assert_int_equal(layer(net, "layer3.5.add")->n_inputs, 2);
-  assert_int_equal(layer(net, "conv1")->params, 64 * 3 * 49);
-  assert_int_equal(layer(net, "bn1")->params, 128);
+  assert_int_equal(test_layer(net, "layer3.5.add")->n_inputs, 2);
+  assert_int_equal(test_layer(net, "conv1")->params, 64 * 3 * 49);
+  assert_int_equal(test_layer(net, "bn1")->params, 128);
   /* The max pool feeds the first block's conv1 and its downsample. */
-  assert_int_equal(layer(net, "maxpool")->consumers, 2);
-  assert_int_equal(layer(net, "fc")->in.dim[0], 2048);
+  assert_int_equal(test_layer(net, "maxpool")->consumers, 2);
+  assert_int_equal(test_layer(net, "fc")->in.dim[0], 2048);
   dnn_net_free(net);
 
   net = build("resnet18", 224, 1000);
   assert_out(net, "layer1.1.conv2", 64, 56, 56);
   assert_out(net, "layer3.0.downsample.0", 256, 14, 14);
-  assert_int_equal(layer(net, "layer1.1.relu")->consumers, 2);
+  assert_int_equal(test_layer(net, "layer1.1.relu")->consumers, 2);
   size_t i;
   assert_int_equal(dnn_net_find(net, "layer1.0.downsample.0", &i),
                    DNN_ENOTFOUND);
@@ -205,25 +196,7 @@ static void test_alloc_failures(void **state) {
   const char *names[] = {"resnet50", "alexnet"};
   for (size_t k = 0; k < 2; k++) {
     dnn_zoo_params zp = dnn_zoo_default_params();
-    long fail_at = 0;
-    for (;; fail_at++) {
-      test_alloc_state s;
-      dnn_net *net = NULL;
-      dnn_error e;
-      dnn_error_clear(&e);
-      test_alloc_install(&s, fail_at);
-      dnn_status st = dnn_zoo_build(names[k], &zp, &net, &e);
-      test_alloc_restore();
-      if (st == DNN_OK) {
-        dnn_net_free(net);
-        break;
-      }
-      assert_int_equal(st, DNN_ENOMEM);
-      assert_null(net);
-      assert_contains(e.msg, "out of memory");
-      assert_contains(e.msg, names[k]);
-      assert_true(fail_at < 10000);
-    }
+    long fail_at = test_zoo_alloc_sweep(names[k], &zp, 10000);
     /* The struct, the first arena chunk, and for ResNet-50 more chunks. */
     assert_true(fail_at >= (k == 0 ? 4 : 2));
   }

@@ -5,7 +5,7 @@
  * (NICs shared by the data-parallel groups of a node's tensor ranks),
  * cached predictions against uncached ones, the bounded walk of the peak
  * activations against the full one, and allocation behaviour. */
-#include "test_util.h"
+#include "test_fixtures.h"
 
 #include <math.h>
 #include <string.h>
@@ -16,12 +16,7 @@
 #include "dnnsim/strat.h"
 #include "parallelism/internal.h"
 
-typedef struct world {
-  dnn_scenario scn;
-  dnn_net *net;
-  dnn_hw *hw;
-  dnn_cluster cluster;
-} world;
+typedef test_world world;
 
 /* 4 blocks, h = 1024, 16 heads, s = 256; 2 nodes of 8 A100s. */
 static const char *gpt_text =
@@ -34,45 +29,12 @@ static const char *gpt_text =
     "[training]\noptimizer = adam\n";
 
 static void load(world *w, const char *text, const char *sets) {
-  dnn_error e;
-  dnn_scn_init(&w->scn);
-  assert_ok(dnn_scn_load_string(text, "hy.ini", NULL, &w->scn, &e), &e);
-  char buf[1024];
-  snprintf(buf, sizeof buf, "%s", sets);
-  char *save = NULL;
-  for (char *tok = strtok_r(buf, " ", &save); tok;
-       tok = strtok_r(NULL, " ", &save))
-    assert_ok(dnn_scn_set(&w->scn, tok, &e), &e);
-  assert_ok(dnn_scn_validate(&w->scn, &e), &e);
-  assert_ok(dnn_scn_load_hw(&w->scn, &w->hw, &e), &e);
-  assert_ok(dnn_scn_cluster(&w->scn, &w->cluster, &e), &e);
-  assert_ok(dnn_scn_build_net(&w->scn, 0, &w->net, &e), &e);
-}
-
-static void world_free(world *w) {
-  dnn_net_free(w->net);
-  dnn_hw_free(w->hw);
-}
-
-static dnn_strat_input input(const world *w) {
-  dnn_strat_input in = {&w->scn, w->net, w->hw, w->cluster};
-  return in;
-}
-
-static dnn_prediction predict(world *w, dnn_engine engine) {
-  w->scn.engine = engine;
-  dnn_strat_input in = input(w);
-  dnn_prediction p;
-  dnn_error e;
-  assert_ok(dnn_strat_predict(&in, &p, &e), &e);
-  return p;
+  test_world_load(w, text, "hy.ini", NULL, sets, true);
 }
 
 static void check_sum(const dnn_prediction *p) {
   const dnn_breakdown *b = &p->breakdown;
-  double sum = b->forward_s + b->backward_s + b->recompute_s +
-               b->comm_exposed_s + b->bubble_s + b->optimizer_s;
-  assert_close(sum, p->iteration_s, 1e-9);
+  assert_close(test_breakdown_sum(b), p->iteration_s, 1e-9);
   assert_true(b->bubble_s >= -1e-12 * p->iteration_s);
   assert_true(b->comm_exposed_s <= b->comm_s * (1 + 1e-12));
   assert_true(p->scaling_efficiency > 0 && p->scaling_efficiency <= 1);
@@ -95,8 +57,8 @@ static void test_engines_agree_data_tensor(void **state) {
   for (size_t k = 0; k < DNN_ARRAY_LEN(sets); k++) {
     world w;
     load(&w, gpt_text, sets[k]);
-    dnn_prediction a = predict(&w, DNN_ENGINE_ANALYTIC);
-    dnn_prediction d = predict(&w, DNN_ENGINE_DES);
+    dnn_prediction a = test_world_predict_on(&w, DNN_ENGINE_ANALYTIC);
+    dnn_prediction d = test_world_predict_on(&w, DNN_ENGINE_DES);
     assert_close(a.iteration_s, d.iteration_s, 1e-12);
     assert_close(a.breakdown.comm_exposed_s, d.breakdown.comm_exposed_s, 1e-9);
     assert_close(a.breakdown.forward_s, d.breakdown.forward_s, 1e-12);
@@ -104,7 +66,7 @@ static void test_engines_agree_data_tensor(void **state) {
     check_sum(&d);
     /* The tensor group's collectives are exposed communication. */
     assert_true(a.breakdown.comm_exposed_s > 0);
-    world_free(&w);
+    test_world_free(&w);
   }
 }
 
@@ -116,19 +78,19 @@ static void test_engines_agree_gpipe(void **state) {
   load(&w, gpt_text,
        "parallelism.pipeline=4 parallelism.microbatches=4 "
        "parallelism.schedule=gpipe parallelism.overlap=false");
-  dnn_prediction a = predict(&w, DNN_ENGINE_ANALYTIC);
-  dnn_prediction d = predict(&w, DNN_ENGINE_DES);
+  dnn_prediction a = test_world_predict_on(&w, DNN_ENGINE_ANALYTIC);
+  dnn_prediction d = test_world_predict_on(&w, DNN_ENGINE_DES);
   assert_int_equal(a.data, 2);
   assert_close(a.iteration_s, d.iteration_s, 1e-12);
   check_sum(&a);
   check_sum(&d);
-  world_free(&w);
+  test_world_free(&w);
   /* 1F1B is exact without transfers: compare the engines on the stage
    * model with free transfers. */
   load(&w, gpt_text,
        "cluster.nodes=1 cluster.devices_per_node=4 parallelism.pipeline=2 "
        "parallelism.microbatches=8 parallelism.tensor=2");
-  dnn_strat_input in = input(&w);
+  dnn_strat_input in = test_world_input(&w);
   dnn__stage_model sm;
   dnn_error e;
   assert_ok(dnn__strat_find(&w.scn)->build(&in, NULL, NULL, &sm, &e), &e);
@@ -139,7 +101,7 @@ static void test_engines_agree_gpipe(void **state) {
   assert_ok(dnn__des_run(&sm, &rd, &e), &e);
   assert_close(ra.iteration_s, rd.iteration_s, 1e-12);
   dnn__stage_model_release(&sm);
-  world_free(&w);
+  test_world_free(&w);
 }
 
 /* Moving the collectives out of forward and backward keeps the compute
@@ -150,7 +112,7 @@ static void test_breakdown_moves_tensor_comm(void **state) {
   load(&w, gpt_text,
        "parallelism.overlap=false parallelism.tensor=4 "
        "training.recompute=full");
-  dnn_strat_input in = input(&w);
+  dnn_strat_input in = test_world_input(&w);
   dnn__stage_model sm;
   dnn_error e;
   assert_ok(dnn__strat_find(&w.scn)->build(&in, NULL, NULL, &sm, &e), &e);
@@ -160,14 +122,14 @@ static void test_breakdown_moves_tensor_comm(void **state) {
   double tp = m * (sm.stages[0].comm_fwd_s * 2 + sm.stages[0].comm_bwd_s);
   assert_true(tp > 0);
   dnn__stage_model_release(&sm);
-  dnn_prediction a = predict(&w, DNN_ENGINE_ANALYTIC);
+  dnn_prediction a = test_world_predict_on(&w, DNN_ENGINE_ANALYTIC);
   assert_close(a.breakdown.forward_s, fwd, 1e-12);
   assert_close(a.breakdown.recompute_s, fwd, 1e-12);
   assert_close(a.breakdown.backward_s, bwd, 1e-12);
   /* All of it exposed, plus the data-parallel allreduce. */
   assert_true(a.breakdown.comm_exposed_s >= tp * (1 - 1e-12));
   check_sum(&a);
-  world_free(&w);
+  test_world_free(&w);
 }
 
 /* ---- Placement ----------------------------------------------------------- */
@@ -176,7 +138,7 @@ static void test_groups_and_nics(void **state) {
   (void)state;
   world w;
   load(&w, gpt_text, "parallelism.tensor=4");
-  dnn_strat_input in = input(&w);
+  dnn_strat_input in = test_world_input(&w);
   dnn__stage_model sm;
   dnn_error e;
   assert_ok(dnn__strat_find(&w.scn)->build(&in, NULL, NULL, &sm, &e), &e);
@@ -194,16 +156,16 @@ static void test_groups_and_nics(void **state) {
   assert_close(sm.dp_topo.intra.beta_s_per_byte, alone.intra.beta_s_per_byte,
                1e-12);
   dnn__stage_model_release(&sm);
-  world_free(&w);
+  test_world_free(&w);
   /* Without tensor parallelism nothing is shared. */
   load(&w, gpt_text, "parallelism.tensor=1");
-  in = input(&w);
+  in = test_world_input(&w);
   assert_ok(dnn__strat_find(&w.scn)->build(&in, NULL, NULL, &sm, &e), &e);
   alone = dnn_comm_topo_from_cluster(&w.cluster, 16, 1, 0);
   assert_close(sm.dp_topo.inter.beta_s_per_byte, alone.inter.beta_s_per_byte,
                1e-12);
   dnn__stage_model_release(&sm);
-  world_free(&w);
+  test_world_free(&w);
 }
 
 /* Shared NICs make the same allreduce slower than a lone group's. */
@@ -211,7 +173,7 @@ static void test_more_groups_slower_allreduce(void **state) {
   (void)state;
   world w;
   load(&w, gpt_text, "parallelism.tensor=8 parallelism.overlap=false");
-  dnn_strat_input in = input(&w);
+  dnn_strat_input in = test_world_input(&w);
   dnn__stage_model sm;
   dnn_error e;
   assert_ok(dnn__strat_find(&w.scn)->build(&in, NULL, NULL, &sm, &e), &e);
@@ -224,7 +186,7 @@ static void test_more_groups_slower_allreduce(void **state) {
             &e);
   assert_true(shared > c.time_s);
   dnn__stage_model_release(&sm);
-  world_free(&w);
+  test_world_free(&w);
 }
 
 /* ---- Cache --------------------------------------------------------------- */
@@ -251,7 +213,7 @@ static void test_cached_equals_uncached(void **state) {
       load(&w, gpt_text, sets[k]);
       for (int eng = DNN_ENGINE_ANALYTIC; eng <= DNN_ENGINE_DES; eng++) {
         w.scn.engine = (dnn_engine)eng;
-        dnn_strat_input in = input(&w);
+        dnn_strat_input in = test_world_input(&w);
         dnn_prediction a, b;
         assert_ok(dnn_strat_predict(&in, &a, &e), &e);
         assert_ok(dnn_strat_predict_cached(&in, c, &b, &e), &e);
@@ -268,7 +230,7 @@ static void test_cached_equals_uncached(void **state) {
       /* The cache forgets networks it must not confuse: clear it before
        * the next world's network (it may reuse the freed address). */
       dnn_strat_cache_clear(c);
-      world_free(&w);
+      test_world_free(&w);
     }
   size_t misses, hits;
   dnn_strat_cache_stats(c, &misses, &hits);
@@ -285,7 +247,7 @@ static void test_cached_does_not_allocate(void **state) {
   load(&w, gpt_text,
        "parallelism.tensor=2 parallelism.pipeline=4 parallelism.microbatches=8 "
        "simulation.engine=analytic");
-  dnn_strat_input in = input(&w);
+  dnn_strat_input in = test_world_input(&w);
   dnn_strat_cache *c;
   dnn_error e;
   dnn_prediction p, q;
@@ -321,7 +283,7 @@ static void test_cached_does_not_allocate(void **state) {
       break;
     assert_int_equal(rc, DNN_ENOMEM);
   }
-  world_free(&w);
+  test_world_free(&w);
 }
 
 /* ---- Activations --------------------------------------------------------- */
@@ -362,7 +324,7 @@ static void test_peak_walk_bounded(void **state) {
   for (size_t k = 0; k < DNN_ARRAY_LEN(sets); k++) {
     world w;
     load(&w, gpt_text, sets[k]);
-    dnn_strat_input in = input(&w);
+    dnn_strat_input in = test_world_input(&w);
     dnn__stage_model sm;
     dnn_error e;
     assert_ok(dnn__strat_find(&w.scn)->build(&in, NULL, NULL, &sm, &e), &e);
@@ -370,7 +332,7 @@ static void test_peak_walk_bounded(void **state) {
       assert_close(dnn__sched_peak_activations(&sm, r), full_walk(&sm, r),
                    1e-12);
     dnn__stage_model_release(&sm);
-    world_free(&w);
+    test_world_free(&w);
   }
 }
 
@@ -384,7 +346,7 @@ static void test_memory_falls_with_tensor(void **state) {
     char sets[64];
     snprintf(sets, sizeof sets, "parallelism.tensor=%zu", t);
     load(&w, gpt_text, sets);
-    dnn_prediction p = predict(&w, DNN_ENGINE_ANALYTIC);
+    dnn_prediction p = test_world_predict_on(&w, DNN_ENGINE_ANALYTIC);
     /* Per sample: the local batch grows as d = 16 / t shrinks. */
     double state_b = p.memory.weights_bytes +
                      p.memory.activations_bytes / dnn__d(p.local_batch);
@@ -392,7 +354,7 @@ static void test_memory_falls_with_tensor(void **state) {
     prev = state_b;
     assert_close(p.memory.headroom_bytes,
                  p.memory.capacity_bytes - p.memory.total_bytes, 1e-12);
-    world_free(&w);
+    test_world_free(&w);
   }
 }
 
@@ -404,7 +366,7 @@ static void test_full_recompute_checkpoints(void **state) {
   (void)state;
   world w;
   load(&w, gpt_text, "parallelism.tensor=2 training.recompute=full");
-  dnn_strat_input in = input(&w);
+  dnn_strat_input in = test_world_input(&w);
   dnn__stage_model sm;
   dnn_error e;
   assert_ok(dnn__strat_find(&w.scn)->build(&in, NULL, NULL, &sm, &e), &e);
@@ -425,7 +387,7 @@ static void test_full_recompute_checkpoints(void **state) {
   assert_close(sm.one.act_extra_bytes, last, 1e-12);
   dnn__layer_tab_release(&tab);
   dnn__stage_model_release(&sm);
-  world_free(&w);
+  test_world_free(&w);
 }
 
 int main(void) {

@@ -3,7 +3,7 @@
  * against brute force on synthetic time/workspace tables (every division
  * and algorithm enumerated), their invariants, a hand-computed case, byte
  * sizes and names, and every error path that input can provoke. */
-#include "test_util.h"
+#include "test_fixtures.h"
 
 #include <math.h>
 #include <stdint.h>
@@ -624,30 +624,34 @@ static void test_ilp_errors(void **state) {
     dnn_mb_set_free(sets[k]);
 }
 
+typedef struct set_args {
+  table *tb;
+  int pareto;
+} set_args;
+
+/* dnn_mb_set_build of the allocation-failure sweep. */
+static dnn_status set_build(void *ud, void **out, dnn_error *err) {
+  const set_args *a = ud;
+  dnn_mb_costs c = costs_of(a->tb);
+  dnn_mb_set *s = NULL;
+  dnn_status rc =
+      dnn_mb_set_build(&c, DNN_MB_POLICY_ALL, 30.5, a->pareto, &s, err);
+  *out = s;
+  return rc;
+}
+
+static void set_free(void *s) {
+  dnn_mb_set_free(s);
+}
+
 static void test_alloc_failures(void **state) {
   (void)state;
   table tb[3];
   for (size_t k = 0; k < 3; k++)
     table_random(&tb[k], 9, 4, 77 + k);
   for (int par = 0; par <= 1; par++) {
-    long fail_at = 0;
-    for (;; fail_at++) {
-      test_alloc_state st;
-      dnn_mb_costs c = costs_of(&tb[0]);
-      dnn_mb_set *s = NULL;
-      dnn_error e;
-      test_alloc_install(&st, fail_at);
-      dnn_status rc =
-          dnn_mb_set_build(&c, DNN_MB_POLICY_ALL, 30.5, par, &s, &e);
-      test_alloc_restore();
-      if (rc == DNN_OK) {
-        dnn_mb_set_free(s);
-        break;
-      }
-      assert_int_equal(rc, DNN_ENOMEM);
-      assert_null(s);
-      assert_contains(e.msg, "out of memory");
-    }
+    set_args a = {&tb[0], par};
+    long fail_at = test_alloc_sweep(set_build, set_free, &a, NULL, LONG_MAX);
     assert_true(fail_at > 5);
   }
   /* The programme's own arrays (GLPK's allocations bypass the hook). */

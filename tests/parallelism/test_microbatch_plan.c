@@ -4,7 +4,7 @@
  * batch with dnn_hw_conv_time costs, the ILP against the DP, monotony in
  * the limits, measured kernel tables, the predictor's per-layer hook, and
  * the error paths. */
-#include "test_util.h"
+#include "test_fixtures.h"
 
 #include <math.h>
 #include <string.h>
@@ -418,6 +418,101 @@ static void test_layer_times_hook(void **state) {
   teardown(&f);
 }
 
+/* ---- Caller's costs (dnn_mb_plan_build_with) ------------------------------
+ */
+
+/* Narrowed costs ask every algorithm for more workspace than any limit,
+ * so nothing fits undivided; the wide ones are the roofline, which is what
+ * dnn_mb_plan_build uses on a profile without measured kernels. */
+typedef struct hook {
+  const fix *f;
+  size_t layer;
+  dnn_pass pass;
+  bool wide, narrows;
+  size_t calls, fallbacks;
+} hook;
+
+static double hook_cost(void *ud, size_t batch, size_t algo, double *ws) {
+  const hook *h = ud;
+  double t = dnn_hw_conv_time(h->f->hw, h->f->net, h->layer, h->pass,
+                              (dnn_conv_algo)algo, batch, DNN_DTYPE_FP32, ws);
+  if (!h->wide)
+    *ws = 3.719e15;
+  return t;
+}
+
+static bool hook_costs(void *ud, size_t layer, dnn_pass pass, bool fallback,
+                       dnn_mb_costs *costs) {
+  hook *h = ud;
+  h->layer = layer;
+  h->pass = pass;
+  h->wide = fallback;
+  h->calls++;
+  h->fallbacks += fallback;
+  costs->cost = hook_cost;
+  costs->ud = h;
+  return h->narrows && !fallback;
+}
+
+static void test_build_with(void **state) {
+  (void)state;
+  dnn_hw_params hp = test_params();
+  fix f = setup(&hp);
+  const double M = 3.17 * MIB;
+  for (int s = DNN_MICROBATCHING_NONE; s <= DNN_MICROBATCHING_ILP; s++) {
+    dnn_mb_params p = dnn_mb_default_params();
+    p.solver = (dnn_microbatching)s;
+    p.layer_workspace_bytes = M;
+    hook h = {&f, 0, DNN_PASS_FWD, false, true, 0, 0};
+    dnn_mb_plan *got = NULL;
+    dnn_error e;
+    assert_ok(dnn_mb_plan_build_with(f.net, 24, DNN_DTYPE_FP32, &p, hook_costs,
+                                     &h, &got, &e),
+              &e);
+    dnn_mb_plan *want =
+        plan(&f, 24, p.solver, DNN_MB_POLICY_POWER_OF_TWO, M, 0, p.ilp_gap);
+    size_t n = dnn_mb_plan_kernel_count(want);
+    /* Four convolutions, the first without backward-data: 11 kernels, each
+     * narrowed, then widened. */
+    assert_int_equal(n, 11);
+    assert_int_equal(dnn_mb_plan_kernel_count(got), n);
+    assert_int_equal(h.calls, 2 * n);
+    assert_int_equal(h.fallbacks, n);
+    for (size_t k = 0; k < n; k++) {
+      const dnn_mb_kernel *a = dnn_mb_plan_kernel(got, k);
+      const dnn_mb_kernel *b = dnn_mb_plan_kernel(want, k);
+      assert_int_equal(a->layer, b->layer);
+      assert_int_equal(a->pass, b->pass);
+      assert_true(a->chosen.time_s == b->chosen.time_s);
+      assert_true(a->chosen.workspace_bytes == b->chosen.workspace_bytes);
+      assert_true(a->baseline.time_s == b->baseline.time_s);
+      assert_int_equal(a->n_candidates, b->n_candidates);
+    }
+    dnn_mb_summary sg, sw;
+    dnn_mb_plan_summary(got, &sg);
+    dnn_mb_plan_summary(want, &sw);
+    assert_true(sg.chosen_s == sw.chosen_s && sg.baseline_s == sw.baseline_s);
+    assert_true(sg.total_limit_bytes == sw.total_limit_bytes);
+    dnn_mb_plan_free(got);
+    dnn_mb_plan_free(want);
+  }
+  /* Costs that do not narrow have nothing behind them: the kernel that
+   * fits nothing is named. */
+  dnn_mb_params p = dnn_mb_default_params();
+  p.layer_workspace_bytes = M;
+  hook h = {&f, 0, DNN_PASS_FWD, false, false, 0, 0};
+  dnn_mb_plan *pl = NULL;
+  dnn_error e;
+  assert_int_equal(dnn_mb_plan_build_with(f.net, 24, DNN_DTYPE_FP32, &p,
+                                          hook_costs, &h, &pl, &e),
+                   DNN_ENOFIT);
+  assert_null(pl);
+  assert_contains(e.msg, "layer conv1 (fwd)");
+  assert_int_equal(h.calls, 1);
+  assert_int_equal(h.fallbacks, 0);
+  teardown(&f);
+}
+
 static void test_errors(void **state) {
   (void)state;
   dnn_hw_params hp = test_params();
@@ -460,6 +555,25 @@ static void test_errors(void **state) {
   teardown(&f);
 }
 
+typedef struct plan_args {
+  const fix *f;
+  const dnn_mb_params *p;
+} plan_args;
+
+/* dnn_mb_plan_build of the allocation-failure sweep. */
+static dnn_status plan_build(void *ud, void **out, dnn_error *err) {
+  const plan_args *a = ud;
+  dnn_mb_plan *pl = NULL;
+  dnn_status rc = dnn_mb_plan_build(a->f->net, a->f->hw, 16, DNN_DTYPE_FP32,
+                                    a->p, &pl, err);
+  *out = pl;
+  return rc;
+}
+
+static void plan_free(void *pl) {
+  dnn_mb_plan_free(pl);
+}
+
 static void test_alloc_failures(void **state) {
   (void)state;
   dnn_hw_params hp = test_params();
@@ -468,23 +582,8 @@ static void test_alloc_failures(void **state) {
     dnn_mb_params p = dnn_mb_default_params();
     p.solver = (dnn_microbatching)s;
     p.layer_workspace_bytes = 0.31 * MIB;
-    long fail_at = 0;
-    for (;; fail_at++) {
-      test_alloc_state st;
-      dnn_mb_plan *pl = NULL;
-      dnn_error e;
-      test_alloc_install(&st, fail_at);
-      dnn_status rc =
-          dnn_mb_plan_build(f.net, f.hw, 16, DNN_DTYPE_FP32, &p, &pl, &e);
-      test_alloc_restore();
-      if (rc == DNN_OK) {
-        dnn_mb_plan_free(pl);
-        break;
-      }
-      assert_int_equal(rc, DNN_ENOMEM);
-      assert_null(pl);
-      assert_contains(e.msg, "out of memory");
-    }
+    plan_args a = {&f, &p};
+    long fail_at = test_alloc_sweep(plan_build, plan_free, &a, NULL, LONG_MAX);
     assert_true(fail_at > 10);
   }
   teardown(&f);
@@ -556,6 +655,7 @@ int main(void) {
       cmocka_unit_test(test_limits_and_solvers),
       cmocka_unit_test(test_measured_table),
       cmocka_unit_test(test_layer_times_hook),
+      cmocka_unit_test(test_build_with),
       cmocka_unit_test(test_errors),
       cmocka_unit_test(test_alloc_failures),
       cmocka_unit_test(test_no_convolutions),

@@ -8,7 +8,7 @@
  * The exact tests use a chain of identical fc layers whose times come from
  * a measured kernel table (high-entropy values), so that every stage has
  * exactly the same forward and backward time. */
-#include "test_util.h"
+#include "test_fixtures.h"
 
 #include <math.h>
 #include <string.h>
@@ -26,12 +26,7 @@
 #define WIDTH 2048
 #define LAYERS 16 /* fc layers after the input */
 
-typedef struct world {
-  dnn_scenario scn;
-  dnn_net *net;
-  dnn_hw *hw;
-  dnn_cluster cluster;
-} world;
+typedef test_world world;
 
 static const char *base =
     "[model]\nname = resnet18\nbatch = 64\n"
@@ -45,18 +40,7 @@ static const char *base =
     "[training]\ngrad_accumulation = fused\n";
 
 static void load_scn(world *w, const char *text, const char *sets) {
-  dnn_error e;
-  dnn_scn_init(&w->scn);
-  assert_ok(dnn_scn_load_string(text, "pipe.ini", NULL, &w->scn, &e), &e);
-  char buf[1024];
-  snprintf(buf, sizeof buf, "%s", sets);
-  char *save = NULL;
-  for (char *tok = strtok_r(buf, " ", &save); tok;
-       tok = strtok_r(NULL, " ", &save))
-    assert_ok(dnn_scn_set(&w->scn, tok, &e), &e);
-  assert_ok(dnn_scn_validate(&w->scn, &e), &e);
-  assert_ok(dnn_scn_load_hw(&w->scn, &w->hw, &e), &e);
-  assert_ok(dnn_scn_cluster(&w->scn, &w->cluster, &e), &e);
+  test_world_load(w, text, "pipe.ini", NULL, sets, false);
 }
 
 /* input(1000) -> fc0 (1000 -> W) -> fc1 .. fc15 (W -> W). fc0 has no
@@ -65,23 +49,8 @@ static void load_scn(world *w, const char *text, const char *sets) {
  * backward per micro-batch. */
 static void chain_world(world *w, const char *sets) {
   load_scn(w, base, sets);
+  w->net = test_fc_chain(LAYERS, WIDTH);
   dnn_error e;
-  assert_ok(dnn_net_alloc("chain", &w->net, &e), &e);
-  dnn_layer_spec s = dnn_layer_default_spec(DNN_LAYER_INPUT);
-  s.name = "in";
-  s.input_shape.rank = 1;
-  s.input_shape.dim[0] = 1000;
-  assert_ok(dnn_net_add(w->net, &s, NULL, &e), &e);
-  static char names[LAYERS][16];
-  for (size_t i = 0; i < LAYERS; i++) {
-    snprintf(names[i], sizeof names[i], "fc%zu", i);
-    dnn_layer_spec f = dnn_layer_default_spec(DNN_LAYER_FC);
-    f.name = names[i];
-    f.inputs[0] = i ? names[i - 1] : "in";
-    f.n_inputs = 1;
-    f.p.fc.out_features = WIDTH;
-    assert_ok(dnn_net_add(w->net, &f, NULL, &e), &e);
-  }
   size_t d = dnn_scn_data_degree(&w->scn);
   size_t mbs = w->scn.model.batch / d / w->scn.parallelism.microbatches;
   char sig0[256], sig1[256];
@@ -110,30 +79,9 @@ static void zoo_world(world *w, const char *text, const char *sets) {
   assert_ok(dnn_scn_build_net(&w->scn, 0, &w->net, &e), &e);
 }
 
-static void world_free(world *w) {
-  dnn_net_free(w->net);
-  dnn_hw_free(w->hw);
-}
-
-static dnn_strat_input input(const world *w) {
-  dnn_strat_input in = {&w->scn, w->net, w->hw, w->cluster};
-  return in;
-}
-
-static dnn_prediction predict(world *w, dnn_engine engine) {
-  w->scn.engine = engine;
-  dnn_strat_input in = input(w);
-  dnn_prediction p;
-  dnn_error e;
-  assert_ok(dnn_strat_predict(&in, &p, &e), &e);
-  return p;
-}
-
 static void check_sum(const dnn_prediction *p) {
   const dnn_breakdown *b = &p->breakdown;
-  double sum = b->forward_s + b->backward_s + b->recompute_s +
-               b->comm_exposed_s + b->bubble_s + b->optimizer_s;
-  assert_close(sum, p->iteration_s, 1e-12);
+  assert_close(test_breakdown_sum(b), p->iteration_s, 1e-12);
   assert_true(b->bubble_s >= -1e-15 * p->iteration_s);
   assert_true(b->comm_exposed_s >= -1e-15 * p->iteration_s);
   assert_true(b->comm_exposed_s <= b->comm_s * (1 + 1e-12));
@@ -151,7 +99,7 @@ static void free_transfers(dnn__stage_model *sm) {
 static void engines(world *w, dnn__stage_model *sm, dnn__engine_result *a,
                     dnn__engine_result *d) {
   dnn_error e;
-  dnn_strat_input in = input(w);
+  dnn_strat_input in = test_world_input(w);
   assert_ok(dnn__strat_find(&w->scn)->build(&in, NULL, NULL, sm, &e), &e);
   free_transfers(sm);
   assert_ok(dnn__analytic_run(sm, a, &e), &e);
@@ -195,7 +143,7 @@ static void check_closed_form(const char *sets, size_t p, size_t m, size_t v,
   assert_close(a.iteration_s, d.iteration_s, 1e-12);
   assert_close(a.breakdown.bubble_s, d.breakdown.bubble_s, 1e-11);
   dnn__stage_model_release(&sm);
-  world_free(&w);
+  test_world_free(&w);
 }
 
 static void test_bubble_gpipe(void **state) {
@@ -247,8 +195,8 @@ static void test_gpipe_and_1f1b_same_time(void **state) {
   assert_close(dg.iteration_s, dd.iteration_s, 1e-12);
   dnn__stage_model_release(&sg);
   dnn__stage_model_release(&so);
-  world_free(&g);
-  world_free(&o);
+  test_world_free(&g);
+  test_world_free(&o);
 }
 
 /* ---- Gradient accumulation (docs/models.md §8.7) ---------------------- */
@@ -300,10 +248,10 @@ static void test_grad_accumulation(void **state) {
   dnn__stage_model_release(&ss);
   dnn__stage_model_release(&so);
   dnn__stage_model_release(&sof);
-  world_free(&fu);
-  world_free(&se);
-  world_free(&one);
-  world_free(&onef);
+  test_world_free(&fu);
+  test_world_free(&se);
+  test_world_free(&one);
+  test_world_free(&onef);
 }
 
 /* ---- The engines with real transfers -------------------------------- */
@@ -314,8 +262,8 @@ static void test_engines_agree_with_transfers(void **state) {
   world w;
   chain_world(&w, "parallelism.schedule=gpipe cluster.intra_bandwidth_GBps="
                   "1.37");
-  dnn_prediction a = predict(&w, DNN_ENGINE_ANALYTIC);
-  dnn_prediction d = predict(&w, DNN_ENGINE_DES);
+  dnn_prediction a = test_world_predict_on(&w, DNN_ENGINE_ANALYTIC);
+  dnn_prediction d = test_world_predict_on(&w, DNN_ENGINE_DES);
   assert_int_equal(a.engine, DNN_ENGINE_ANALYTIC);
   assert_int_equal(d.engine, DNN_ENGINE_DES);
   assert_close(a.iteration_s, d.iteration_s, 1e-12);
@@ -326,7 +274,7 @@ static void test_engines_agree_with_transfers(void **state) {
   double bytes = WIDTH * 4.0 * 8;
   double hop = w.cluster.intra.latency_s + bytes / 1.37e9;
   assert_close(d.breakdown.comm_exposed_s, 6 * hop, 0.03);
-  world_free(&w);
+  test_world_free(&w);
   /* 1F1B and interleaved: estimates within a few percent. */
   const char *other[] = {
       "parallelism.schedule=1f1b cluster.intra_bandwidth_GBps=1.37",
@@ -335,12 +283,12 @@ static void test_engines_agree_with_transfers(void **state) {
   };
   for (size_t i = 0; i < DNN_ARRAY_LEN(other); i++) {
     chain_world(&w, other[i]);
-    a = predict(&w, DNN_ENGINE_ANALYTIC);
-    d = predict(&w, DNN_ENGINE_DES);
+    a = test_world_predict_on(&w, DNN_ENGINE_ANALYTIC);
+    d = test_world_predict_on(&w, DNN_ENGINE_DES);
     check_sum(&a);
     check_sum(&d);
     assert_close(a.iteration_s, d.iteration_s, 0.03);
-    world_free(&w);
+    test_world_free(&w);
   }
 }
 
@@ -358,8 +306,8 @@ static void test_no_overlap_engines_agree(void **state) {
   for (size_t i = 0; i < DNN_ARRAY_LEN(sets); i++) {
     world w;
     chain_world(&w, sets[i]);
-    dnn_prediction a = predict(&w, DNN_ENGINE_ANALYTIC);
-    dnn_prediction d = predict(&w, DNN_ENGINE_DES);
+    dnn_prediction a = test_world_predict_on(&w, DNN_ENGINE_ANALYTIC);
+    dnn_prediction d = test_world_predict_on(&w, DNN_ENGINE_DES);
     assert_close(a.iteration_s, d.iteration_s, 1e-12);
     /* How idle time splits into waiting for transfers and bubble is the
      * engines' own attribution with a pipeline; the sum is the same. */
@@ -374,7 +322,7 @@ static void test_no_overlap_engines_agree(void **state) {
     assert_true(a.breakdown.comm_exposed_s <= a.breakdown.comm_s);
     assert_true(a.breakdown.comm_exposed_s > 0);
     assert_int_equal(a.allreduce, d.allreduce);
-    world_free(&w);
+    test_world_free(&w);
   }
 }
 
@@ -390,8 +338,8 @@ static void test_overlap_data_pipeline(void **state) {
   snprintf(off, sizeof off, "%s parallelism.overlap=false", s);
   chain_world(&w0, off);
   chain_world(&w1, on);
-  dnn_prediction p0 = predict(&w0, DNN_ENGINE_AUTO);
-  dnn_prediction p1 = predict(&w1, DNN_ENGINE_AUTO);
+  dnn_prediction p0 = test_world_predict_on(&w0, DNN_ENGINE_AUTO);
+  dnn_prediction p1 = test_world_predict_on(&w1, DNN_ENGINE_AUTO);
   assert_int_equal(p1.engine, DNN_ENGINE_DES);
   assert_int_equal(p1.data, 2);
   assert_int_equal(p1.pipeline, 2);
@@ -410,8 +358,8 @@ static void test_overlap_data_pipeline(void **state) {
   assert_close(a.iteration_s, d.iteration_s, 1e-12);
   assert_close(a.breakdown.comm_exposed_s, d.breakdown.comm_exposed_s, 1e-9);
   dnn__stage_model_release(&sm);
-  world_free(&w0);
-  world_free(&w1);
+  test_world_free(&w0);
+  test_world_free(&w1);
 }
 
 /* ---- Memory ------------------------------------------------------------ */
@@ -422,7 +370,7 @@ static void test_peak_activations_by_hand(void **state) {
   chain_world(&w, "parallelism.schedule=gpipe");
   dnn__stage_model sm;
   dnn_error e;
-  dnn_strat_input in = input(&w);
+  dnn_strat_input in = test_world_input(&w);
   assert_ok(dnn__strat_pipeline->build(&in, NULL, NULL, &sm, &e), &e);
   /* One fc output of 8 samples; stage 0 also keeps the 1000-wide input,
    * which its first fc reads in backward. */
@@ -447,15 +395,15 @@ static void test_peak_activations_by_hand(void **state) {
   dnn__stage_model_release(&sm);
   /* The prediction reports the most loaded device: stage 1, whose four
    * 2048-wide layers outweigh stage 0's narrower first layer. */
-  dnn_prediction p = predict(&w, DNN_ENGINE_DES);
+  dnn_prediction p = test_world_predict_on(&w, DNN_ENGINE_DES);
   assert_close(p.memory.activations_bytes, 8 * kept[1], 1e-12);
   assert_close(p.memory.weights_bytes, 4.0 * (WIDTH * WIDTH + WIDTH) * 4,
                1e-12);
-  world_free(&w);
+  test_world_free(&w);
   chain_world(&w, "parallelism.schedule=1f1b");
-  p = predict(&w, DNN_ENGINE_DES);
+  p = test_world_predict_on(&w, DNN_ENGINE_DES);
   assert_close(p.memory.activations_bytes, 3 * kept[1], 1e-12);
-  world_free(&w);
+  test_world_free(&w);
 }
 
 static void test_peak_activations_interleaved(void **state) {
@@ -468,7 +416,7 @@ static void test_peak_activations_interleaved(void **state) {
                   "parallelism.virtual_stages=2");
   dnn__stage_model sm;
   dnn_error e;
-  dnn_strat_input in = input(&w);
+  dnn_strat_input in = test_world_input(&w);
   assert_ok(dnn__strat_pipeline->build(&in, NULL, NULL, &sm, &e), &e);
   /* Make every chunk keep the same bytes (the input and the unread last
    * output aside), so the count is the schedule's alone. */
@@ -484,7 +432,7 @@ static void test_peak_activations_interleaved(void **state) {
   assert_close(dnn__sched_peak_activations(&sm, 0),
                4 * (1 + 3.0 / 8) * stage_mb, 1e-12);
   dnn__stage_model_release(&sm);
-  world_free(&w);
+  test_world_free(&w);
 }
 
 static void test_recompute_full(void **state) {
@@ -492,8 +440,8 @@ static void test_recompute_full(void **state) {
   world w0, w1;
   chain_world(&w0, "parallelism.schedule=gpipe");
   chain_world(&w1, "parallelism.schedule=gpipe training.recompute=full");
-  dnn_prediction p0 = predict(&w0, DNN_ENGINE_DES);
-  dnn_prediction p1 = predict(&w1, DNN_ENGINE_DES);
+  dnn_prediction p0 = test_world_predict_on(&w0, DNN_ENGINE_DES);
+  dnn_prediction p1 = test_world_predict_on(&w1, DNN_ENGINE_DES);
   check_sum(&p1);
   double f = T_FWD * 4;
   assert_close(p1.breakdown.recompute_s, 8 * f, 1e-12);
@@ -505,7 +453,7 @@ static void test_recompute_full(void **state) {
    * the input is one fc output. */
   dnn__stage_model sm;
   dnn_error e;
-  dnn_strat_input in = input(&w1);
+  dnn_strat_input in = test_world_input(&w1);
   assert_ok(dnn__strat_pipeline->build(&in, NULL, NULL, &sm, &e), &e);
   double a = 8.0 * WIDTH * 4;
   assert_close(sm.stages[1].act_kept_bytes, a, 1e-12);
@@ -513,8 +461,8 @@ static void test_recompute_full(void **state) {
   assert_close(dnn__sched_peak_activations(&sm, 1), 8 * a + 4 * a, 1e-12);
   assert_true(p1.memory.activations_bytes < p0.memory.activations_bytes);
   dnn__stage_model_release(&sm);
-  world_free(&w0);
-  world_free(&w1);
+  test_world_free(&w0);
+  test_world_free(&w1);
 }
 
 static void test_recompute_selective_cnn(void **state) {
@@ -527,14 +475,14 @@ static void test_recompute_selective_cnn(void **state) {
   world w0, w1;
   zoo_world(&w0, cnn, "");
   zoo_world(&w1, cnn, "training.recompute=selective");
-  dnn_prediction p0 = predict(&w0, DNN_ENGINE_DES);
-  dnn_prediction p1 = predict(&w1, DNN_ENGINE_DES);
+  dnn_prediction p0 = test_world_predict_on(&w0, DNN_ENGINE_DES);
+  dnn_prediction p1 = test_world_predict_on(&w1, DNN_ENGINE_DES);
   check_sum(&p1);
   /* By hand: the outputs of batch norms, ReLUs and adds are dropped and
    * their forwards run again before each backward. */
   dnn__stage_model sm;
   dnn_error e;
-  dnn_strat_input in = input(&w1);
+  dnn_strat_input in = test_world_input(&w1);
   assert_ok(dnn__strat_pipeline->build(&in, NULL, NULL, &sm, &e), &e);
   double ws = w1.scn.hardware.workspace_MB * 1024 * 1024;
   for (size_t s = 0; s < 2; s++) {
@@ -567,8 +515,8 @@ static void test_recompute_selective_cnn(void **state) {
   assert_true(p1.iteration_s > p0.iteration_s);
   assert_true(p1.memory.activations_bytes < 0.7 * p0.memory.activations_bytes);
   dnn__stage_model_release(&sm);
-  world_free(&w0);
-  world_free(&w1);
+  test_world_free(&w0);
+  test_world_free(&w1);
 }
 
 /* ---- Breakdowns, engines, placement ---------------------------------- */
@@ -591,8 +539,8 @@ static void test_breakdown_sums(void **state) {
   for (size_t i = 0; i < DNN_ARRAY_LEN(sets); i++) {
     world w;
     zoo_world(&w, cnn, sets[i]);
-    dnn_prediction a = predict(&w, DNN_ENGINE_ANALYTIC);
-    dnn_prediction d = predict(&w, DNN_ENGINE_AUTO);
+    dnn_prediction a = test_world_predict_on(&w, DNN_ENGINE_ANALYTIC);
+    dnn_prediction d = test_world_predict_on(&w, DNN_ENGINE_AUTO);
     assert_int_equal(d.engine, DNN_ENGINE_DES);
     check_sum(&a);
     check_sum(&d);
@@ -604,7 +552,7 @@ static void test_breakdown_sums(void **state) {
       assert_close(a.iteration_s, d.iteration_s, 0.05);
     assert_close(d.throughput_samples_per_s, 64 / d.iteration_s, 1e-12);
     assert_true(d.scaling_efficiency > 0 && d.scaling_efficiency < 1);
-    world_free(&w);
+    test_world_free(&w);
   }
 }
 
@@ -612,16 +560,20 @@ static void test_engine_choice(void **state) {
   (void)state;
   world w;
   chain_world(&w, "parallelism.pipeline=1 parallelism.overlap=false");
-  assert_int_equal(predict(&w, DNN_ENGINE_AUTO).engine, DNN_ENGINE_ANALYTIC);
-  assert_int_equal(predict(&w, DNN_ENGINE_DES).engine, DNN_ENGINE_DES);
-  w.scn.parallelism.overlap = true;
-  assert_int_equal(predict(&w, DNN_ENGINE_AUTO).engine, DNN_ENGINE_DES);
-  assert_int_equal(predict(&w, DNN_ENGINE_ANALYTIC).engine,
+  assert_int_equal(test_world_predict_on(&w, DNN_ENGINE_AUTO).engine,
                    DNN_ENGINE_ANALYTIC);
-  world_free(&w);
+  assert_int_equal(test_world_predict_on(&w, DNN_ENGINE_DES).engine,
+                   DNN_ENGINE_DES);
+  w.scn.parallelism.overlap = true;
+  assert_int_equal(test_world_predict_on(&w, DNN_ENGINE_AUTO).engine,
+                   DNN_ENGINE_DES);
+  assert_int_equal(test_world_predict_on(&w, DNN_ENGINE_ANALYTIC).engine,
+                   DNN_ENGINE_ANALYTIC);
+  test_world_free(&w);
   chain_world(&w, "");
-  assert_int_equal(predict(&w, DNN_ENGINE_AUTO).engine, DNN_ENGINE_DES);
-  world_free(&w);
+  assert_int_equal(test_world_predict_on(&w, DNN_ENGINE_AUTO).engine,
+                   DNN_ENGINE_DES);
+  test_world_free(&w);
 }
 
 static void test_transfer_placement(void **state) {
@@ -637,7 +589,7 @@ static void test_transfer_placement(void **state) {
   dnn_error e;
   assert_ok(dnn_scn_build_net(&w.scn, 0, &w.net, &e), &e);
   dnn__stage_model sm;
-  dnn_strat_input in = input(&w);
+  dnn_strat_input in = test_world_input(&w);
   assert_ok(dnn__strat_pipeline->build(&in, NULL, NULL, &sm, &e), &e);
   /* Stage 0 is devices 0-3 (node 0), stage 1 devices 4-7 (node 1): all
    * four replicas cross at once through node 0's two NICs. */
@@ -667,14 +619,14 @@ static void test_transfer_placement(void **state) {
   w.scn.cluster.nodes = 1;
   w.scn.cluster.devices_per_node = 8;
   dnn_scn_cluster(&w.scn, &w.cluster, &e);
-  in = input(&w);
+  in = test_world_input(&w);
   assert_ok(dnn__strat_pipeline->build(&in, NULL, NULL, &sm, &e), &e);
   x = &sm.stages[0].send_fwd;
   assert_false(x->inter);
   assert_close(x->bw_Bps, w.cluster.intra.bandwidth_Bps, 0);
   assert_close(x->latency_s, w.cluster.intra.latency_s, 0);
   dnn__stage_model_release(&sm);
-  world_free(&w);
+  test_world_free(&w);
 }
 
 static void test_transfer_weights(void **state) {
@@ -723,7 +675,7 @@ static void test_partition(void **state) {
   chain_world(&w, "parallelism.partition=2,7,5,3");
   dnn__stage_model sm;
   dnn_error e;
-  dnn_strat_input in = input(&w);
+  dnn_strat_input in = test_world_input(&w);
   assert_ok(dnn__strat_pipeline->build(&in, NULL, NULL, &sm, &e), &e);
   size_t first[] = {0, 2, 9, 14}, count[] = {2, 7, 5, 3};
   for (size_t s = 0; s < 4; s++) {
@@ -732,7 +684,7 @@ static void test_partition(void **state) {
   }
   assert_close(sm.stages[1].fwd_s, 7 * T_FWD, 1e-12);
   dnn__stage_model_release(&sm);
-  world_free(&w);
+  test_world_free(&w);
   /* Balanced: no contiguous cut has a smaller bottleneck (brute force
    * over every cut of a real network into 3 stages). */
   static const char *cnn = "[model]\nname = alexnet\nbatch = 32\n"
@@ -743,7 +695,7 @@ static void test_partition(void **state) {
                            /* Balancing sees layer times only (§8.7). */
                            "[training]\ngrad_accumulation = fused\n";
   zoo_world(&w, cnn, "");
-  in = input(&w);
+  in = test_world_input(&w);
   assert_ok(dnn__strat_pipeline->build(&in, NULL, NULL, &sm, &e), &e);
   size_t L = dnn_net_layer_count(w.net);
   double c[64];
@@ -766,7 +718,7 @@ static void test_partition(void **state) {
     }
   assert_close(got, best, 1e-8);
   dnn__stage_model_release(&sm);
-  world_free(&w);
+  test_world_free(&w);
 }
 
 static void test_errors(void **state) {
@@ -778,38 +730,38 @@ static void test_errors(void **state) {
   /* Tensor parallelism's own errors are tested in test_tensor.c. */
   /* Partition counts that do not fit. */
   chain_world(&w, "parallelism.partition=2,7,5");
-  in = input(&w);
+  in = test_world_input(&w);
   assert_int_equal(dnn_strat_predict(&in, &p, &e), DNN_EINVAL);
   assert_contains(e.msg, "--set parallelism.partition");
   assert_contains(e.msg, "3 counts summing to 14 layers");
-  world_free(&w);
+  test_world_free(&w);
   chain_world(&w, "parallelism.partition=2,7,5,4");
-  in = input(&w);
+  in = test_world_input(&w);
   assert_int_equal(dnn_strat_predict(&in, &p, &e), DNN_EINVAL);
   assert_contains(e.msg, "the network 17 layers");
-  world_free(&w);
+  test_world_free(&w);
   /* More stages than layers. */
   chain_world(&w, "parallelism.pipeline=4 parallelism.schedule=interleaved "
                   "parallelism.virtual_stages=8 parallelism.microbatches=8");
-  in = input(&w);
+  in = test_world_input(&w);
   assert_int_equal(dnn_strat_predict(&in, &p, &e), DNN_EINVAL);
   assert_contains(e.msg, "32 stages");
-  world_free(&w);
+  test_world_free(&w);
   /* Interleaving needs m to be a multiple of p. */
   chain_world(&w, "parallelism.schedule=interleaved "
                   "parallelism.virtual_stages=2 parallelism.microbatches=2 "
                   "model.batch=16");
-  in = input(&w);
+  in = test_world_input(&w);
   assert_int_equal(dnn_strat_predict(&in, &p, &e), DNN_EINVAL);
   assert_contains(e.msg, "--set parallelism.microbatches");
   assert_contains(e.msg, "multiple of the pipeline stages (4)");
-  world_free(&w);
+  test_world_free(&w);
   /* A graph too large to simulate: forced DES fails naming the key, auto
    * falls back to the closed forms. */
   zoo_world(&w, base,
             "parallelism.microbatches=1000000 model.batch=1000000 "
             "parallelism.pipeline=2 cluster.devices_per_node=2");
-  in = input(&w);
+  in = test_world_input(&w);
   w.scn.engine = DNN_ENGINE_DES;
   assert_int_equal(dnn_strat_predict(&in, &p, &e), DNN_ERANGE);
   assert_contains(e.msg, "--set parallelism.microbatches");
@@ -817,14 +769,14 @@ static void test_errors(void **state) {
   w.scn.engine = DNN_ENGINE_AUTO;
   assert_ok(dnn_strat_predict(&in, &p, &e), &e);
   assert_int_equal(p.engine, DNN_ENGINE_ANALYTIC);
-  world_free(&w);
+  test_world_free(&w);
   /* Virtual stages without a pipeline. */
   chain_world(&w, "parallelism.pipeline=1 parallelism.schedule=interleaved "
                   "parallelism.virtual_stages=2");
-  in = input(&w);
+  in = test_world_input(&w);
   assert_int_equal(dnn_strat_predict(&in, &p, &e), DNN_EINVAL);
   assert_contains(e.msg, "need a pipeline");
-  world_free(&w);
+  test_world_free(&w);
 }
 
 /* ---- The simulation object: jitter, re-timing, traces ----------------- */
@@ -845,17 +797,17 @@ static void test_jitter(void **state) {
   world w;
   chain_world(&w, "parallelism.pipeline=2 training.jitter=0.137 "
                   "training.seed=3719");
-  dnn_prediction a = predict(&w, DNN_ENGINE_AUTO);
-  dnn_prediction b = predict(&w, DNN_ENGINE_AUTO);
+  dnn_prediction a = test_world_predict_on(&w, DNN_ENGINE_AUTO);
+  dnn_prediction b = test_world_predict_on(&w, DNN_ENGINE_AUTO);
   assert_int_equal(a.engine, DNN_ENGINE_DES);
   assert_close(a.iteration_s, b.iteration_s, 0);
   check_sum(&a);
   w.scn.training.seed = 3720;
-  dnn_prediction c = predict(&w, DNN_ENGINE_AUTO);
+  dnn_prediction c = test_world_predict_on(&w, DNN_ENGINE_AUTO);
   assert_true(a.iteration_s != c.iteration_s);
   assert_close(a.iteration_s, c.iteration_s, 0.2);
   /* Every replica is simulated. */
-  dnn_strat_input in = input(&w);
+  dnn_strat_input in = test_world_input(&w);
   dnn_strat_sim *ss;
   dnn_error e;
   assert_ok(dnn_strat_sim_alloc(&in, &ss, &e), &e);
@@ -875,7 +827,7 @@ static void test_jitter(void **state) {
   assert_close(mean, 1.0, 0.01);
   assert_close(sd, 0.137, 0.05);
   assert_close(dnn__rng_jitter(&r, 0), 1.0, 0);
-  world_free(&w);
+  test_world_free(&w);
   /* One device: its whole compute runs at the speed factor its stream
    * draws (the device's coefficient of variation is `jitter`), and the
    * prediction is the mean over the Monte Carlo draws, draw k being the
@@ -883,9 +835,9 @@ static void test_jitter(void **state) {
   chain_world(&w, "parallelism.pipeline=1 cluster.devices_per_node=1 "
                   "model.batch=8 parallelism.microbatches=1 "
                   "training.jitter=0.291 training.seed=17");
-  dnn_prediction j = predict(&w, DNN_ENGINE_DES);
+  dnn_prediction j = test_world_predict_on(&w, DNN_ENGINE_DES);
   w.scn.training.jitter = 0;
-  dnn_prediction n0 = predict(&w, DNN_ENGINE_DES);
+  dnn_prediction n0 = test_world_predict_on(&w, DNN_ENGINE_DES);
   double f = 0;
   size_t draws = w.scn.mc_draws;
   assert_int_equal(draws, 16); /* [simulation] draws' default */
@@ -902,7 +854,7 @@ static void test_jitter(void **state) {
   assert_close(j.breakdown.backward_s, f * n0.breakdown.backward_s, 1e-12);
   assert_close(j.iteration_s, f * n0.iteration_s, 1e-12);
   assert_true(j.scaling_efficiency <= 1);
-  world_free(&w);
+  test_world_free(&w);
 }
 
 static void test_retime(void **state) {
@@ -914,18 +866,19 @@ static void test_retime(void **state) {
                            "intra_link = nvlink2\ninter_link = ib-edr\n"
                            "[parallelism]\npipeline = 4\nmicrobatches = 4\n";
   zoo_world(&w, cnn, "");
-  dnn_strat_input in = input(&w);
+  dnn_strat_input in = test_world_input(&w);
   dnn_strat_sim *ss;
   dnn_error e;
   assert_ok(dnn_strat_sim_alloc(&in, &ss, &e), &e);
   dnn_prediction p0, p1, fresh;
   assert_ok(dnn_strat_sim_run(ss, &p0, &e), &e);
-  assert_close(p0.iteration_s, predict(&w, DNN_ENGINE_DES).iteration_s, 0);
+  assert_close(p0.iteration_s,
+               test_world_predict_on(&w, DNN_ENGINE_DES).iteration_s, 0);
   size_t tasks = dnn_sim_task_count(dnn_strat_sim_engine(ss));
   /* A slower network: same structure, new times. */
   w.scn.cluster.inter_bandwidth_GBps = 3.719;
   assert_ok(dnn_scn_cluster(&w.scn, &w.cluster, &e), &e);
-  in = input(&w);
+  in = test_world_input(&w);
   assert_ok(dnn_strat_sim_retime(ss, &in, &e), &e);
   assert_int_equal(dnn_sim_task_count(dnn_strat_sim_engine(ss)), tasks);
   /* Runs never allocate. */
@@ -946,19 +899,19 @@ static void test_retime(void **state) {
   dnn_strat_sim_free(ss2);
   /* A bigger batch re-times too (the partition is kept). */
   w.scn.model.batch = 96;
-  in = input(&w);
+  in = test_world_input(&w);
   assert_ok(dnn_strat_sim_retime(ss, &in, &e), &e);
   assert_ok(dnn_strat_sim_run(ss, &p1, &e), &e);
   assert_int_equal(p1.local_batch, 48);
   assert_true(p1.iteration_s > fresh.iteration_s);
   /* A new structure is refused. */
   w.scn.parallelism.microbatches = 8;
-  in = input(&w);
+  in = test_world_input(&w);
   assert_int_equal(dnn_strat_sim_retime(ss, &in, &e), DNN_EINVAL);
   assert_contains(e.msg, "re-timing needs the structure");
   dnn_strat_sim_free(ss);
   dnn_strat_sim_free(NULL);
-  world_free(&w);
+  test_world_free(&w);
 }
 
 static void test_trace_pipeline(void **state) {
@@ -966,7 +919,7 @@ static void test_trace_pipeline(void **state) {
   world w;
   chain_world(&w, "parallelism.pipeline=2 parallelism.microbatches=4 "
                   "model.batch=64");
-  dnn_strat_input in = input(&w);
+  dnn_strat_input in = test_world_input(&w);
   dnn_strat_sim *ss;
   dnn_error e;
   dnn_prediction p;
@@ -1000,14 +953,14 @@ static void test_trace_pipeline(void **state) {
   free(lim);
   dnn_strat_sim_free(ss);
   dnn_strat_sim_free(ss2);
-  world_free(&w);
+  test_world_free(&w);
 }
 
 static void test_allocation_failures(void **state) {
   (void)state;
   world w;
   chain_world(&w, "parallelism.pipeline=2 parallelism.microbatches=4");
-  dnn_strat_input in = input(&w);
+  dnn_strat_input in = test_world_input(&w);
   long fail_at = 0;
   for (;; fail_at++) {
     test_alloc_state st;
@@ -1040,7 +993,7 @@ static void test_allocation_failures(void **state) {
       break;
     assert_int_equal(rc, DNN_ENOMEM);
   }
-  world_free(&w);
+  test_world_free(&w);
 }
 
 int main(void) {

@@ -3,7 +3,7 @@
  * independent predictions over an independently enumerated space, the
  * same answer when the space is split into parts and merged, finalists
  * re-timed by the simulator, and the errors. */
-#include "test_util.h"
+#include "test_fixtures.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -15,30 +15,15 @@
 #include "dnnsim/strat.h"
 #include "parallelism/internal.h"
 
-typedef struct world {
-  dnn_scenario scn;
-  dnn_net *net;
-  dnn_hw *hw;
-  dnn_cluster cluster;
-} world;
+typedef test_world world;
 
 static void load_scn(world *w, const char *text) {
-  dnn_error e;
-  dnn_scn_init(&w->scn);
-  assert_ok(dnn_scn_load_string(text, "search.ini", NULL, &w->scn, &e), &e);
-  assert_ok(dnn_scn_validate(&w->scn, &e), &e);
-  assert_ok(dnn_scn_load_hw(&w->scn, &w->hw, &e), &e);
-  assert_ok(dnn_scn_cluster(&w->scn, &w->cluster, &e), &e);
+  test_world_load(w, text, "search.ini", NULL, "", false);
 }
 
-static void world_free(world *w) {
-  dnn_net_free(w->net);
-  dnn_hw_free(w->hw);
-}
-
-static dnn_strat_input input(const world *w) {
-  dnn_strat_input in = {&w->scn, w->net, w->hw, w->cluster};
-  return in;
+/* load_scn and the scenario's network. */
+static void load_net(world *w, const char *text) {
+  test_world_load(w, text, "search.ini", NULL, "", true);
 }
 
 /* ---- A hand-checked case ------------------------------------------------- */
@@ -67,23 +52,8 @@ static double tw(double b) {
 static void chain_world(world *w) {
   load_scn(w, "[model]\nfile = none.ini\nbatch = 8\n"
               "[hardware]\nprofile = v100-sxm2\n");
+  w->net = test_fc_chain(LAYERS, 2048);
   dnn_error e;
-  assert_ok(dnn_net_alloc("chain", &w->net, &e), &e);
-  dnn_layer_spec s = dnn_layer_default_spec(DNN_LAYER_INPUT);
-  s.name = "in";
-  s.input_shape.rank = 1;
-  s.input_shape.dim[0] = 1000;
-  assert_ok(dnn_net_add(w->net, &s, NULL, &e), &e);
-  static char names[LAYERS][16];
-  for (size_t i = 0; i < LAYERS; i++) {
-    snprintf(names[i], sizeof names[i], "fc%zu", i);
-    dnn_layer_spec f = dnn_layer_default_spec(DNN_LAYER_FC);
-    f.name = names[i];
-    f.inputs[0] = i ? names[i - 1] : "in";
-    f.n_inputs = 1;
-    f.p.fc.out_features = 2048;
-    assert_ok(dnn_net_add(w->net, &f, NULL, &e), &e);
-  }
   char sig0[256], sig1[256];
   dnn_layer_signature(w->net, 1, sig0, sizeof sig0);
   dnn_layer_signature(w->net, 2, sig1, sizeof sig1);
@@ -123,7 +93,7 @@ static void test_hand_checked_optimum(void **state) {
   (void)state;
   world w;
   chain_world(&w);
-  dnn_strat_input in = input(&w);
+  dnn_strat_input in = test_world_input(&w);
   dnn_net_totals tot;
   dnn_net_totals_get(w.net, 1, DNN_DTYPE_FP32, &tot);
   double opt = dnn__strat_optimizer_time(&in, dnn__d(tot.params));
@@ -177,7 +147,7 @@ static void test_hand_checked_optimum(void **state) {
   char label[128];
   assert_string_equal(dnn_search_label(&res[0], label, sizeof label),
                       "d1 t1 p1 mbs8 m1 1f1b v1 recompute=none zero0");
-  world_free(&w);
+  test_world_free(&w);
 }
 
 /* ---- Brute force --------------------------------------------------------- */
@@ -246,7 +216,7 @@ static size_t brute_force(world *w, bf *out, size_t cap) {
                 w->scn.training.recompute = (dnn_recompute)rc;
                 w->scn.training.zero = z;
                 w->scn.engine = DNN_ENGINE_ANALYTIC;
-                dnn_strat_input in = input(w);
+                dnn_strat_input in = test_world_input(w);
                 dnn_prediction pr;
                 dnn_error e;
                 assert_ok(dnn_strat_predict(&in, &pr, &e), &e);
@@ -266,13 +236,12 @@ static size_t brute_force(world *w, bf *out, size_t cap) {
 static void test_brute_force_agrees(void **state) {
   (void)state;
   world w;
-  load_scn(&w, gpt_text);
+  load_net(&w, gpt_text);
   dnn_error e;
-  assert_ok(dnn_scn_build_net(&w.scn, 0, &w.net, &e), &e);
   static bf all[4096];
   size_t n = brute_force(&w, all, DNN_ARRAY_LEN(all));
   assert_true(n > 100);
-  dnn_strat_input in = input(&w);
+  dnn_strat_input in = test_world_input(&w);
   dnn_search_params sp = dnn_search_default_params();
   sp.top = 20;
   sp.finalists = 0;
@@ -296,17 +265,16 @@ static void test_brute_force_agrees(void **state) {
     assert_close(res[k].prediction.iteration_s, all[k].T, 1e-12);
     assert_int_equal(res[k].prediction.engine, DNN_ENGINE_ANALYTIC);
   }
-  world_free(&w);
+  test_world_free(&w);
 }
 
 /* Split into parts (as MPI ranks would) and merged: the same ranking. */
 static void test_parts_merge(void **state) {
   (void)state;
   world w;
-  load_scn(&w, gpt_text);
+  load_net(&w, gpt_text);
   dnn_error e;
-  assert_ok(dnn_scn_build_net(&w.scn, 0, &w.net, &e), &e);
-  dnn_strat_input in = input(&w);
+  dnn_strat_input in = test_world_input(&w);
   dnn_search_params sp = dnn_search_default_params();
   sp.top = 6;
   sp.finalists = 2;
@@ -350,7 +318,7 @@ static void test_parts_merge(void **state) {
   assert_true(simulated >= 2);
   assert_true(evaluated > 100);
   dnn_search_free(NULL);
-  world_free(&w);
+  test_world_free(&w);
 }
 
 /* A search over more devices than the scenario's and the 175B model: every
@@ -367,7 +335,7 @@ static void test_large_search(void **state) {
                "[training]\noptimizer = adam\n");
   dnn_error e;
   assert_ok(dnn_scn_build_net(&w.scn, 0, &w.net, &e), &e);
-  dnn_strat_input in = input(&w);
+  dnn_strat_input in = test_world_input(&w);
   dnn_search_params sp = dnn_search_default_params();
   sp.devices = 4096;
   sp.top = 5;
@@ -385,16 +353,15 @@ static void test_large_search(void **state) {
                 res[k - 1].prediction.iteration_s);
   assert_true(res[0].prediction.fits_in_memory);
   assert_int_equal(res[0].data * res[0].tensor * res[0].pipeline, 4096);
-  world_free(&w);
+  test_world_free(&w);
 }
 
 static void test_errors(void **state) {
   (void)state;
   world w;
-  load_scn(&w, gpt_text);
+  load_net(&w, gpt_text);
   dnn_error e;
-  assert_ok(dnn_scn_build_net(&w.scn, 0, &w.net, &e), &e);
-  dnn_strat_input in = input(&w);
+  dnn_strat_input in = test_world_input(&w);
   dnn_search *s = NULL;
   dnn_search_params sp = dnn_search_default_params();
   sp.top = 0;
@@ -427,7 +394,7 @@ static void test_errors(void **state) {
     assert_null(s);
   }
   dnn_search_free(s);
-  world_free(&w);
+  test_world_free(&w);
 }
 
 int main(void) {

@@ -1,7 +1,7 @@
 /* Tests of parallelism/strat.c: the data-parallel prediction against a
  * composition of the per-layer times and collective costs computed here,
  * memory by hand, overlap bounds and scaling efficiency. */
-#include "test_util.h"
+#include "test_fixtures.h"
 
 #include <math.h>
 #include <string.h>
@@ -11,12 +11,7 @@
 #include "dnnsim/scenario.h"
 #include "dnnsim/strat.h"
 
-typedef struct fixture {
-  dnn_scenario scn;
-  dnn_net *net;
-  dnn_hw *hw;
-  dnn_cluster cluster;
-} fixture;
+typedef test_world fixture;
 
 static const char *base_scn =
     "[model]\nname = resnet18\nbatch = 96\nimage = 64\n"
@@ -26,32 +21,7 @@ static const char *base_scn =
     "[parallelism]\nallreduce = ring\n";
 
 static void setup_with(fixture *f, const char *extra) {
-  dnn_error e;
-  dnn_scn_init(&f->scn);
-  assert_ok(dnn_scn_load_string(base_scn, "t.ini", NULL, &f->scn, &e), &e);
-  char buf[512];
-  snprintf(buf, sizeof buf, "%s", extra);
-  char *save = NULL;
-  for (char *tok = strtok_r(buf, " ", &save); tok;
-       tok = strtok_r(NULL, " ", &save))
-    assert_ok(dnn_scn_set(&f->scn, tok, &e), &e);
-  assert_ok(dnn_scn_validate(&f->scn, &e), &e);
-  assert_ok(dnn_scn_build_net(&f->scn, 0, &f->net, &e), &e);
-  assert_ok(dnn_scn_load_hw(&f->scn, &f->hw, &e), &e);
-  assert_ok(dnn_scn_cluster(&f->scn, &f->cluster, &e), &e);
-}
-
-static void teardown(fixture *f) {
-  dnn_net_free(f->net);
-  dnn_hw_free(f->hw);
-}
-
-static dnn_prediction predict(fixture *f) {
-  dnn_strat_input in = {&f->scn, f->net, f->hw, f->cluster};
-  dnn_prediction p;
-  dnn_error e;
-  assert_ok(dnn_strat_predict(&in, &p, &e), &e);
-  return p;
+  test_world_load(f, base_scn, "t.ini", NULL, extra, true);
 }
 
 /* Forward and backward compute of one replica, from the hw API. */
@@ -84,7 +54,7 @@ static void test_no_overlap_composition(void **state) {
   (void)state;
   fixture f;
   setup_with(&f, "parallelism.overlap=false");
-  dnn_prediction p = predict(&f);
+  dnn_prediction p = test_world_predict(&f);
   double fwd, bwd;
   compute_times(&f, 16, &fwd, &bwd);
   assert_int_equal(p.local_batch, 16);
@@ -104,7 +74,7 @@ static void test_no_overlap_composition(void **state) {
   assert_close(p.scaling_efficiency, t_one / p.iteration_s, 1e-12);
   assert_true(p.scaling_efficiency < 1);
   assert_int_equal(p.allreduce, DNN_COMM_ALGO_RING);
-  teardown(&f);
+  test_world_free(&f);
 }
 
 static void test_overlap_bounds(void **state) {
@@ -113,7 +83,8 @@ static void test_overlap_bounds(void **state) {
   setup_with(&f, "parallelism.overlap=false");
   setup_with(&g, "parallelism.overlap=true parallelism.bucket_MB=2.9");
   setup_with(&h, "parallelism.overlap=true parallelism.bucket_MB=100000");
-  dnn_prediction pf = predict(&f), pg = predict(&g), ph = predict(&h);
+  dnn_prediction pf = test_world_predict(&f), pg = test_world_predict(&g),
+                 ph = test_world_predict(&h);
   /* Overlap is never slower than no overlap, never faster than the larger
    * of compute and communication. */
   assert_true(pg.iteration_s <= pf.iteration_s * (1 + 1e-12));
@@ -126,9 +97,9 @@ static void test_overlap_bounds(void **state) {
   assert_true(pg.breakdown.comm_s > pf.breakdown.comm_s);
   /* One huge bucket: it fills only at the end, so nothing is hidden. */
   assert_close(ph.breakdown.comm_exposed_s, pf.breakdown.comm_exposed_s, 1e-12);
-  teardown(&f);
-  teardown(&g);
-  teardown(&h);
+  test_world_free(&f);
+  test_world_free(&g);
+  test_world_free(&h);
 }
 
 /* A device whose collectives progress on the compute thread
@@ -147,7 +118,7 @@ static void test_host_progress(void **state) {
              "parallelism.overlap=true parallelism.bucket_MB=2.9 %s",
              engines[k]);
     setup_with(&g, extra);
-    dnn_prediction pf = predict(&f), pe = predict(&g);
+    dnn_prediction pf = test_world_predict(&f), pe = test_world_predict(&g);
     dnn_hw_params hp = *dnn_hw_get(g.hw);
     assert_true(dnn_hw_comm_overlaps(&hp)); /* a gpu, auto */
     hp.comm_progress = DNN_HW_PROGRESS_HOST;
@@ -156,14 +127,14 @@ static void test_host_progress(void **state) {
     assert_ok(dnn_hw_alloc(&hp, &host, &e), &e);
     dnn_hw_free(g.hw);
     g.hw = host;
-    dnn_prediction ph = predict(&g);
+    dnn_prediction ph = test_world_predict(&g);
     assert_true(pe.breakdown.comm_exposed_s < pf.breakdown.comm_exposed_s);
     assert_close(ph.iteration_s, pf.iteration_s, 1e-12);
     assert_close(ph.breakdown.comm_exposed_s, pf.breakdown.comm_exposed_s,
                  1e-12);
     assert_close(ph.breakdown.comm_s, pf.breakdown.comm_s, 1e-12);
-    teardown(&f);
-    teardown(&g);
+    test_world_free(&f);
+    test_world_free(&g);
   }
 }
 
@@ -171,18 +142,18 @@ static void test_single_device(void **state) {
   (void)state;
   fixture f;
   setup_with(&f, "cluster.devices_per_node=1 model.batch=16");
-  dnn_prediction p = predict(&f);
+  dnn_prediction p = test_world_predict(&f);
   assert_int_equal(p.devices, 1);
   assert_close(p.breakdown.comm_s, 0, 0);
   assert_close(p.scaling_efficiency, 1.0, 1e-15);
-  teardown(&f);
+  test_world_free(&f);
 }
 
 static void test_memory_by_hand(void **state) {
   (void)state;
   fixture f;
   setup_with(&f, "training.optimizer=momentum");
-  dnn_prediction p = predict(&f);
+  dnn_prediction p = test_world_predict(&f);
   double w = 11689512.0;
   assert_close(p.memory.weights_bytes, 4 * w, 1e-12);
   assert_close(p.memory.gradients_bytes, 4 * w, 1e-12);
@@ -196,24 +167,24 @@ static void test_memory_by_hand(void **state) {
   assert_close(p.memory.total_bytes, sum, 1e-12);
   assert_true(p.memory.workspace_bytes <= 37.0 * 1024 * 1024);
   assert_true(p.fits_in_memory);
-  teardown(&f);
+  test_world_free(&f);
   /* Adam under fp16: two fp32 moments plus fp32 master weights. */
   setup_with(&f, "training.optimizer=adam model.dtype=fp16");
-  p = predict(&f);
+  p = test_world_predict(&f);
   assert_close(p.memory.weights_bytes, 2 * w, 1e-12);
   assert_close(p.memory.optimizer_bytes, 12 * w, 1e-12);
   assert_close(p.grad_bytes, 2 * w, 1e-12);
-  teardown(&f);
+  test_world_free(&f);
 }
 
 static void test_does_not_fit(void **state) {
   (void)state;
   fixture f;
   setup_with(&f, "model.batch=12000 model.image=224");
-  dnn_prediction p = predict(&f);
+  dnn_prediction p = test_world_predict(&f);
   assert_false(p.fits_in_memory);
   assert_true(p.memory.total_bytes > p.memory.capacity_bytes);
-  teardown(&f);
+  test_world_free(&f);
 }
 
 static void test_more_devices_scale(void **state) {
@@ -226,10 +197,10 @@ static void test_more_devices_scale(void **state) {
     snprintf(buf, sizeof buf, "cluster.devices_per_node=%zu model.batch=%zu", d,
              16 * d);
     setup_with(&f, buf);
-    dnn_prediction p = predict(&f);
+    dnn_prediction p = test_world_predict(&f);
     assert_true(p.iteration_s >= last * (1 - 1e-12));
     last = p.iteration_s;
-    teardown(&f);
+    test_world_free(&f);
   }
 }
 

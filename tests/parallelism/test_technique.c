@@ -8,7 +8,7 @@
  * asynchronous clock recurrence, gradient compression against hand
  * counts, micro-batched convolutions in predictions, calibrated
  * collectives, and the error paths. */
-#include "test_util.h"
+#include "test_fixtures.h"
 
 #include <gsl/gsl_cdf.h>
 #include <gsl/gsl_integration.h>
@@ -26,12 +26,7 @@
 
 #define MIB (1024.0 * 1024.0)
 
-typedef struct fixture {
-  dnn_scenario scn;
-  dnn_net *net;
-  dnn_hw *hw;
-  dnn_cluster cluster;
-} fixture;
+typedef test_world fixture;
 
 /* ResNet-18 at 64 px on 6 V100s, ring allreduce, no overlap. */
 static const char *base_scn =
@@ -43,47 +38,16 @@ static const char *base_scn =
     "[simulation]\nengine = analytic\n";
 
 static void setup_text(fixture *f, const char *text, const char *extra) {
-  dnn_error e;
-  dnn_scn_init(&f->scn);
-  assert_ok(dnn_scn_load_string(text, "t.ini", DNNSIM_SOURCE_DIR "/scenarios",
-                                &f->scn, &e),
-            &e);
-  char buf[1024];
-  snprintf(buf, sizeof buf, "%s", extra);
-  char *save = NULL;
-  for (char *tok = strtok_r(buf, " ", &save); tok;
-       tok = strtok_r(NULL, " ", &save))
-    assert_ok(dnn_scn_set(&f->scn, tok, &e), &e);
-  assert_ok(dnn_scn_validate(&f->scn, &e), &e);
-  assert_ok(dnn_scn_build_net(&f->scn, 0, &f->net, &e), &e);
-  assert_ok(dnn_scn_load_hw(&f->scn, &f->hw, &e), &e);
-  assert_ok(dnn_scn_cluster(&f->scn, &f->cluster, &e), &e);
+  test_world_load(f, text, "t.ini", DNNSIM_SOURCE_DIR "/scenarios", extra,
+                  true);
 }
 
 static void setup_with(fixture *f, const char *extra) {
   setup_text(f, base_scn, extra);
 }
 
-static void teardown(fixture *f) {
-  dnn_net_free(f->net);
-  dnn_hw_free(f->hw);
-}
-
-static dnn_strat_input input(const fixture *f) {
-  dnn_strat_input in = {&f->scn, f->net, f->hw, f->cluster};
-  return in;
-}
-
-static dnn_prediction predict(fixture *f) {
-  dnn_strat_input in = input(f);
-  dnn_prediction p;
-  dnn_error e;
-  assert_ok(dnn_strat_predict(&in, &p, &e), &e);
-  return p;
-}
-
 static dnn_prediction predict_cached(fixture *f, dnn_strat_cache *c) {
-  dnn_strat_input in = input(f);
+  dnn_strat_input in = test_world_input(f);
   dnn_prediction p;
   dnn_error e;
   assert_ok(dnn_strat_predict_cached(&in, c, &p, &e), &e);
@@ -92,9 +56,7 @@ static dnn_prediction predict_cached(fixture *f, dnn_strat_cache *c) {
 
 static void check_sum(const dnn_prediction *p) {
   const dnn_breakdown *b = &p->breakdown;
-  double sum = b->forward_s + b->backward_s + b->recompute_s +
-               b->comm_exposed_s + b->bubble_s + b->optimizer_s;
-  assert_close(sum, p->iteration_s, 1e-9);
+  assert_close(test_breakdown_sum(b), p->iteration_s, 1e-9);
 }
 
 /* The gradient topology of the fixture's d replicas. */
@@ -234,7 +196,7 @@ static dnn_prediction single_size(const fixture *f, size_t size, size_t b,
   g.scn.training.augment_copies = m;
   dnn_error e;
   assert_ok(dnn_scn_build_net(&g.scn, size, &g.net, &e), &e);
-  dnn_prediction p = predict(&g);
+  dnn_prediction p = test_world_predict(&g);
   dnn_net_free(g.net);
   return p;
 }
@@ -242,7 +204,7 @@ static dnn_prediction single_size(const fixture *f, size_t size, size_t b,
 static void check_mixed(const char *extra, const size_row *rows, size_t n) {
   fixture f;
   setup_with(&f, extra);
-  dnn_prediction p = predict(&f);
+  dnn_prediction p = test_world_predict(&f);
   double T = 0, U = 0, A = 0, mem = 0, work = 0;
   size_t peak = 0;
   dnn_breakdown bd = {0};
@@ -292,14 +254,14 @@ static void check_mixed(const char *extra, const size_row *rows, size_t n) {
   assert_close(pc.memory.total_bytes, p.memory.total_bytes, 1e-12);
   test_alloc_state s;
   test_alloc_install(&s, 0);
-  dnn_strat_input in = input(&f);
+  dnn_strat_input in = test_world_input(&f);
   dnn_status st = dnn_strat_predict_cached(&in, c, &pc, &e);
   test_alloc_restore();
   assert_ok(st, &e);
   assert_int_equal(s.count, 0);
   assert_close(pc.iteration_s, p.iteration_s, 1e-12);
   dnn_strat_cache_free(c);
-  teardown(&f);
+  test_world_free(&f);
 }
 
 static void test_mixed_sizes(void **state) {
@@ -327,7 +289,8 @@ static void test_batch_augmentation(void **state) {
   /* The same compute as a 4x batch, the same gradients and reductions. */
   setup_with(&b, "model.batch=384");
   setup_with(&one, "");
-  dnn_prediction pa = predict(&a), pb = predict(&b), p1 = predict(&one);
+  dnn_prediction pa = test_world_predict(&a), pb = test_world_predict(&b),
+                 p1 = test_world_predict(&one);
   assert_close(pa.iteration_s, pb.iteration_s, 1e-12);
   assert_close(pa.breakdown.comm_s, pb.breakdown.comm_s, 1e-12);
   assert_close(pa.breakdown.comm_s, p1.breakdown.comm_s, 1e-12);
@@ -355,9 +318,9 @@ static void test_batch_augmentation(void **state) {
   assert_true(p1.techniques.inference_s_per_sample > 0);
   assert_close(p1.techniques.inference_s_per_sample * 16,
                p1.breakdown.forward_s, 1e-12);
-  teardown(&a);
-  teardown(&b);
-  teardown(&one);
+  test_world_free(&a);
+  test_world_free(&b);
+  test_world_free(&one);
 }
 
 /* ---- Sparse embedding gradients ----------------------------------------- */
@@ -373,7 +336,7 @@ static void test_sparse_gradients(void **state) {
   (void)state;
   fixture f;
   setup_text(&f, i2v_scn, "");
-  dnn_prediction p = predict(&f);
+  dnn_prediction p = test_world_predict(&f);
   /* Hand count: each sparse layer's touched rows of the replica's 64
    * samples, allgathered with a 4-byte index per row by 8 replicas; the
    * other layers' gradients allreduced. */
@@ -415,29 +378,29 @@ static void test_sparse_gradients(void **state) {
   f.scn.parallelism.overlap = true;
   f.scn.parallelism.bucket_MB = 1.3719;
   f.scn.engine = DNN_ENGINE_ANALYTIC;
-  dnn_prediction pa = predict(&f);
+  dnn_prediction pa = test_world_predict(&f);
   f.scn.engine = DNN_ENGINE_DES;
-  dnn_prediction pd = predict(&f);
+  dnn_prediction pd = test_world_predict(&f);
   assert_close(pa.iteration_s, pd.iteration_s, 1e-9);
   assert_close(pa.breakdown.comm_s, pd.breakdown.comm_s, 1e-9);
   assert_int_equal(pd.techniques.sparse_layers, 2);
-  teardown(&f);
+  test_world_free(&f);
   /* A batch touching every row: the dense allreduce wins. */
   setup_text(&f, i2v_scn, "model.batch=4194304");
-  p = predict(&f);
+  p = test_world_predict(&f);
   assert_int_equal(p.techniques.sparse_layers, 0);
   assert_close(p.techniques.sparse_grad_bytes, 0, 0);
-  teardown(&f);
+  test_world_free(&f);
   /* NCC's table is frozen: nothing sparse to send. */
   setup_text(&f, i2v_scn, "model.name=ncc model.seq=37");
-  p = predict(&f);
+  p = test_world_predict(&f);
   assert_int_equal(p.techniques.sparse_layers, 0);
-  teardown(&f);
+  test_world_free(&f);
   /* ZeRO reduce-scatters everything densely. */
   setup_text(&f, i2v_scn, "training.zero=1");
-  p = predict(&f);
+  p = test_world_predict(&f);
   assert_int_equal(p.techniques.sparse_layers, 0);
-  teardown(&f);
+  test_world_free(&f);
 }
 
 /* ---- Expected maxima against GSL quadrature ---------------------------- */
@@ -523,10 +486,10 @@ static void test_stragglers(void **state) {
   (void)state;
   fixture f;
   setup_with(&f, "");
-  dnn_prediction p0 = predict(&f);
+  dnn_prediction p0 = test_world_predict(&f);
   f.scn.training.jitter = 0.137;
   /* Closed form: the slowest of 6 replicas sets the step. */
-  dnn_prediction pa = predict(&f);
+  dnn_prediction pa = test_world_predict(&f);
   double E = dnn__emax_lognormal(6, 0.137);
   double C = p0.breakdown.forward_s + p0.breakdown.backward_s +
              p0.breakdown.optimizer_s;
@@ -540,23 +503,23 @@ static void test_stragglers(void **state) {
   /* Monte Carlo through the simulator: the same within its error, and
    * the same twice with one seed. */
   f.scn.engine = DNN_ENGINE_DES;
-  dnn_prediction pd = predict(&f), pd2 = predict(&f);
+  dnn_prediction pd = test_world_predict(&f), pd2 = test_world_predict(&f);
   assert_int_equal(pd.techniques.draws, f.scn.mc_draws);
   assert_close(pd.iteration_s, pd2.iteration_s, 0);
   assert_close(pd.iteration_s, pa.iteration_s, 0.05);
   assert_close(pd.techniques.nominal_iteration_s, p0.iteration_s, 1e-12);
   check_sum(&pd);
   f.scn.training.seed = 3720;
-  dnn_prediction pd3 = predict(&f);
+  dnn_prediction pd3 = test_world_predict(&f);
   assert_true(pd3.iteration_s != pd.iteration_s);
   assert_close(pd3.iteration_s, pd.iteration_s, 0.05);
   /* Stale-synchronous and asynchronous steps bound the wait. */
   f.scn.engine = DNN_ENGINE_ANALYTIC;
   f.scn.training.consistency = DNN_CONSISTENCY_SSP;
   f.scn.training.staleness = 3;
-  dnn_prediction ps = predict(&f);
+  dnn_prediction ps = test_world_predict(&f);
   f.scn.training.consistency = DNN_CONSISTENCY_ASYNC;
-  dnn_prediction pn = predict(&f);
+  dnn_prediction pn = test_world_predict(&f);
   assert_true(ps.iteration_s < pa.iteration_s);
   assert_true(pn.iteration_s <= ps.iteration_s);
   assert_close(pn.iteration_s, p0.iteration_s, 0.02);
@@ -566,10 +529,10 @@ static void test_stragglers(void **state) {
   check_sum(&pn);
   /* Without jitter every consistency model gives the same step. */
   f.scn.training.jitter = 0;
-  dnn_prediction pz = predict(&f);
+  dnn_prediction pz = test_world_predict(&f);
   assert_close(pz.iteration_s, p0.iteration_s, 1e-12);
   assert_close(pz.techniques.staleness, 0, 0);
-  teardown(&f);
+  test_world_free(&f);
 }
 
 static void test_clock_recurrence(void **state) {
@@ -642,13 +605,13 @@ static void test_compression(void **state) {
   const double n = 11689512.0; /* ResNet-18 parameters */
   fixture f;
   setup_with(&f, "");
-  dnn_prediction p0 = predict(&f);
+  dnn_prediction p0 = test_world_predict(&f);
   double dense = coll(&f, 6, DNN_COMM_ALLREDUCE, DNN_COMM_ALGO_RING, 4 * n);
   assert_close(p0.breakdown.comm_s, dense, 1e-12);
   assert_close(p0.techniques.wire_grad_bytes, 4 * n, 1e-12);
   /* fp16: half the bytes, a cast each way. */
   assert_ok(dnn_scn_set(&f.scn, "training.compression=fp16", NULL), NULL);
-  dnn_prediction p = predict(&f);
+  dnn_prediction p = test_world_predict(&f);
   double comp = 2 * eltwise(&f, n, 4 * n + 2 * n);
   assert_close(
       p.breakdown.comm_s,
@@ -659,7 +622,7 @@ static void test_compression(void **state) {
   /* 1-bit: n/8 bytes and two fp32 values; encode with error feedback and
    * decode, twice. */
   assert_ok(dnn_scn_set(&f.scn, "training.compression=1bit", NULL), NULL);
-  p = predict(&f);
+  p = test_world_predict(&f);
   double wire = ceil(n / 8) + 8;
   comp = 2 * (eltwise(&f, 4 * n, 4 * n + 8 * n + n / 8) +
               eltwise(&f, n, n / 8 + 4 * n));
@@ -671,7 +634,7 @@ static void test_compression(void **state) {
   /* Top-k at 1%: k values with 24-bit indices (n < 2^24), the 6 sets
    * allgathered; their union is at most 6k entries. */
   assert_ok(dnn_scn_set(&f.scn, "training.compression=topk:0.01", NULL), NULL);
-  p = predict(&f);
+  p = test_world_predict(&f);
   double k = ceil(0.01 * n), e = 4 + 24.0 / 8;
   comp = eltwise(&f, 2 * n, 2 * n * 4 + 8 * n + k * e) +
          eltwise(&f, 6 * k, 6 * k * e + 4 * n);
@@ -683,27 +646,27 @@ static void test_compression(void **state) {
   assert_close(p.techniques.compression_s, comp, 1e-12);
   /* At 90% density the union is dense: the plain allreduce. */
   assert_ok(dnn_scn_set(&f.scn, "training.compression=topk:0.9", NULL), NULL);
-  p = predict(&f);
+  p = test_world_predict(&f);
   assert_close(p.breakdown.comm_s, dense, 1e-12);
   assert_close(p.techniques.wire_grad_bytes, 4 * n, 1e-12);
   assert_close(p.techniques.compression_s, 0, 0);
   /* Top-k of ZeRO's reduce-scatter is not modelled. */
   assert_ok(dnn_scn_set(&f.scn, "training.zero=1", NULL), NULL);
   assert_ok(dnn_scn_set(&f.scn, "parallelism.allreduce=auto", NULL), NULL);
-  dnn_strat_input in = input(&f);
+  dnn_strat_input in = test_world_input(&f);
   dnn_error err;
   assert_int_equal(dnn_strat_predict(&in, &p, &err), DNN_EUNSUPPORTED);
   assert_contains(err.msg, "training.compression");
   assert_contains(err.msg, "top-k");
-  teardown(&f);
+  test_world_free(&f);
   /* fp16 compression of fp16 gradients changes nothing. */
   setup_with(&f, "model.dtype=fp16");
-  p0 = predict(&f);
+  p0 = test_world_predict(&f);
   assert_ok(dnn_scn_set(&f.scn, "training.compression=fp16", NULL), NULL);
-  p = predict(&f);
+  p = test_world_predict(&f);
   assert_close(p.iteration_s, p0.iteration_s, 1e-12);
   assert_close(p.techniques.compression_s, 0, 0);
-  teardown(&f);
+  test_world_free(&f);
 }
 
 /* ---- Micro-batched convolutions ------------------------------------------ */
@@ -714,12 +677,7 @@ static void load_file(fixture *f, const char *rel, const char *extra) {
   char path[1024];
   snprintf(path, sizeof path, "%s/%s", DNNSIM_SOURCE_DIR, rel);
   assert_ok(dnn_scn_load(path, &f->scn, &e), &e);
-  char buf[512];
-  snprintf(buf, sizeof buf, "%s", extra);
-  char *save = NULL;
-  for (char *tok = strtok_r(buf, " ", &save); tok;
-       tok = strtok_r(NULL, " ", &save))
-    assert_ok(dnn_scn_set(&f->scn, tok, &e), &e);
+  test_scn_sets(&f->scn, extra);
   assert_ok(dnn_scn_build_net(&f->scn, 0, &f->net, &e), &e);
   assert_ok(dnn_scn_load_hw(&f->scn, &f->hw, &e), &e);
   assert_ok(dnn_scn_cluster(&f->scn, &f->cluster, &e), &e);
@@ -729,7 +687,7 @@ static void test_micro_batching(void **state) {
   (void)state;
   fixture f;
   load_file(&f, "scenarios/ucudnn-alexnet-p100-64mib.ini", "");
-  dnn_prediction dp = predict(&f);
+  dnn_prediction dp = test_world_predict(&f);
   /* What `dnnsim microbatch` reports: the undivided prediction with the
    * convolutions' baseline replaced by the plan's. */
   dnn_mb_params mp = dnn_mb_default_params();
@@ -742,7 +700,7 @@ static void test_micro_batching(void **state) {
   dnn_mb_plan_summary(plan, &sum);
   dnn_mb_plan_free(plan);
   f.scn.training.micro_batching = DNN_MICROBATCHING_NONE;
-  dnn_prediction none = predict(&f);
+  dnn_prediction none = test_world_predict(&f);
   double factor =
       none.iteration_s / (none.iteration_s - sum.baseline_s + sum.chosen_s);
   assert_close(none.iteration_s / dp.iteration_s, factor, 1e-12);
@@ -763,21 +721,21 @@ static void test_micro_batching(void **state) {
   dnn_mb_plan_summary(plan, &sum);
   dnn_mb_plan_free(plan);
   f.scn.training.micro_batching = DNN_MICROBATCHING_ILP;
-  dnn_prediction ilp = predict(&f);
+  dnn_prediction ilp = test_world_predict(&f);
   assert_close(ilp.memory.workspace_bytes, sum.workspace_sum_bytes, 1e-12);
   assert_close(ilp.iteration_s,
                none.iteration_s - sum.baseline_s + sum.chosen_s, 1e-12);
   dnn_prediction ic = predict_cached(&f, c);
   assert_close(ic.memory.workspace_bytes, sum.workspace_sum_bytes, 1e-12);
   dnn_strat_cache_free(c);
-  teardown(&f);
+  test_world_free(&f);
   /* Tensor parallelism splits the layers a plan would divide. */
   setup_with(&f, "training.micro_batching=dp parallelism.tensor=2");
-  dnn_strat_input in = input(&f);
+  dnn_strat_input in = test_world_input(&f);
   dnn_prediction p;
   assert_int_equal(dnn_strat_predict(&in, &p, &e), DNN_EUNSUPPORTED);
   assert_contains(e.msg, "training.micro_batching");
-  teardown(&f);
+  test_world_free(&f);
 }
 
 /* ---- Calibrated collectives ---------------------------------------------- */
@@ -825,14 +783,14 @@ static void test_comm_profile(void **state) {
   fixture f;
   setup_text(&f, cp_scn, "");
   /* 4 ranks were measured: the fits' curves, the cheapest at this size. */
-  dnn_prediction p = predict(&f);
+  dnn_prediction p = test_world_predict(&f);
   dnn_comm_algo best = DNN_COMM_ALGO_COUNT;
   double t = cheapest(cp, 4, grad, &best);
   assert_close(p.breakdown.comm_s, t, 1e-12);
   assert_int_equal(p.allreduce, best);
   /* A configured algorithm: its own fit. */
   assert_ok(dnn_scn_set(&f.scn, "parallelism.allreduce=ring", NULL), NULL);
-  p = predict(&f);
+  p = test_world_predict(&f);
   double ring;
   assert_ok(dnn_comm_profile_predict(cp, DNN_COMM_ALLREDUCE, DNN_COMM_ALGO_RING,
                                      4, grad, &ring, NULL, &e),
@@ -851,12 +809,12 @@ static void test_comm_profile(void **state) {
   assert_ok(dnn_strat_cache_alloc(&c, &e), &e);
   assert_close(predict_cached(&f, c).breakdown.comm_s, ring, 1e-12);
   dnn_strat_cache_free(c);
-  teardown(&f);
+  test_world_free(&f);
   /* 3 ranks: between the fits at 2 and 4, each curve moved by comm.h's
    * ratio with its own link, interpolated geometrically in log P. */
   setup_text(&f, cp_scn,
              "cluster.devices_per_node=3 parallelism.allreduce=ring");
-  p = predict(&f);
+  p = test_world_predict(&f);
   const dnn_comm_fit *f2 = dnn_hw_comm_profile_lookup(
       cp, DNN_COMM_ALLREDUCE, DNN_COMM_ALGO_RING, 2, NULL);
   const dnn_comm_fit *f4 = dnn_hw_comm_profile_lookup(
@@ -880,22 +838,22 @@ static void test_comm_profile(void **state) {
   double w = log(1.5) / log(2.0);
   assert_close(p.breakdown.comm_s, exp((1 - w) * log(x[0]) + w * log(x[1])),
                1e-12);
-  teardown(&f);
+  test_world_free(&f);
   /* 8 ranks: the 4-rank curve moved. */
   setup_text(&f, cp_scn, "cluster.devices_per_node=8");
-  p = predict(&f);
+  p = test_world_predict(&f);
   t = cheapest(cp, 8, grad, &best);
   assert_close(p.breakdown.comm_s, t, 1e-12);
   assert_true(best != DNN_COMM_ALGO_AUTO); /* no MPI default at 8 ranks */
-  teardown(&f);
+  test_world_free(&f);
   /* A collective the profile has no fit of (hierarchical) keeps comm.h's
    * model. */
   setup_text(&f, cp_scn, "parallelism.allreduce=hierarchical");
-  p = predict(&f);
+  p = test_world_predict(&f);
   assert_close(
       p.breakdown.comm_s,
       coll(&f, 4, DNN_COMM_ALLREDUCE, DNN_COMM_ALGO_HIERARCHICAL, grad), 1e-12);
-  teardown(&f);
+  test_world_free(&f);
   /* The predictor's formula is the calibration's (and the errors). */
   double y;
   assert_int_equal(dnn_comm_profile_predict(cp, DNN_COMM_ALLREDUCE,
@@ -920,12 +878,12 @@ static void test_comm_profile(void **state) {
   assert_ok(dnn_scn_build_net(&g.scn, 0, &g.net, &e), &e);
   assert_ok(dnn_scn_load_hw(&g.scn, &g.hw, &e), &e);
   assert_ok(dnn_scn_cluster(&g.scn, &g.cluster, &e), &e);
-  dnn_strat_input in = input(&g);
+  dnn_strat_input in = test_world_input(&g);
   dnn_status st = dnn_strat_predict(&in, &p, &e);
   assert_true(st != DNN_OK);
   assert_contains(e.msg, "cluster.comm_profile");
   assert_contains(e.msg, "no-such-file.ini");
-  teardown(&g);
+  test_world_free(&g);
 }
 
 /* ---- Fixes: the optimizer without an fp32 peak, the bubble ------------- */
@@ -942,7 +900,7 @@ static void test_optimizer_without_fp32_peak(void **state) {
   assert_ok(dnn_hw_alloc(&hp, &h16, &e), &e);
   dnn_hw_free(f.hw);
   f.hw = h16;
-  dnn_prediction p = predict(&f);
+  dnn_prediction p = test_world_predict(&f);
   assert_true(isfinite(p.iteration_s));
   /* Adam-free momentum: 5 fp32 words + the fp16 copy, 4 FLOPs each. */
   double n = 11689512.0;
@@ -950,7 +908,7 @@ static void test_optimizer_without_fp32_peak(void **state) {
                dnn_hw_kernel_time(h16, DNN_OP_OPTIMIZER, DNN_DTYPE_FP16, 4 * n,
                                   5 * 4 * n + 2 * n),
                1e-12);
-  teardown(&f);
+  test_world_free(&f);
 }
 
 static void test_bubble_never_negative(void **state) {
@@ -969,12 +927,12 @@ static void test_bubble_never_negative(void **state) {
   assert_ok(dnn_scn_cluster(&f.scn, &f.cluster, &e), &e);
   for (int eng = DNN_ENGINE_ANALYTIC; eng <= DNN_ENGINE_DES; eng++) {
     f.scn.engine = (dnn_engine)eng;
-    dnn_prediction p = predict(&f);
+    dnn_prediction p = test_world_predict(&f);
     assert_true(p.breakdown.bubble_s >= 0);
     assert_true(p.techniques.n_sizes == 2);
     check_sum(&p);
   }
-  teardown(&f);
+  test_world_free(&f);
 }
 
 /* ---- Errors -------------------------------------------------------------- */
@@ -983,23 +941,23 @@ static void test_errors(void **state) {
   (void)state;
   fixture f;
   setup_with(&f, "model.name=alexnet training.sizes=8:0.5,64:0.5");
-  dnn_strat_input in = input(&f);
+  dnn_strat_input in = test_world_input(&f);
   dnn_prediction p;
   dnn_error e;
   /* AlexNet cannot pool an 8-pixel image down: the size is named. */
   dnn_status st = dnn_strat_predict(&in, &p, &e);
   assert_true(st != DNN_OK);
   assert_contains(e.msg, "image 8");
-  teardown(&f);
+  test_world_free(&f);
   /* Out of memory while building the other sizes' networks. */
   setup_with(&f, "training.sizes=48:0.5,64:0.5");
-  in = input(&f);
+  in = test_world_input(&f);
   test_alloc_state s;
   test_alloc_install(&s, 0);
   st = dnn_strat_predict(&in, &p, &e);
   test_alloc_restore();
   assert_int_equal(st, DNN_ENOMEM);
-  teardown(&f);
+  test_world_free(&f);
 }
 
 int main(void) {

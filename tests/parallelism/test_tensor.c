@@ -6,7 +6,7 @@
  * and batch with their redistribution, t = 1 against the plain layer
  * times, total FLOPs conserved over every (d, t, p), and the hybrid's
  * errors. */
-#include "test_util.h"
+#include "test_fixtures.h"
 
 #include <math.h>
 #include <string.h>
@@ -17,12 +17,7 @@
 #include "dnnsim/strat.h"
 #include "parallelism/internal.h"
 
-typedef struct world {
-  dnn_scenario scn;
-  dnn_net *net;
-  dnn_hw *hw;
-  dnn_cluster cluster;
-} world;
+typedef test_world world;
 
 /* A small GPT: 3 blocks, h = 1536, 12 heads, s = 384, V = 8192, fp16, on
  * one node of 8 A100s; tensor 4, 2 micro-batches of 4 sequences. */
@@ -41,29 +36,7 @@ static const char *gpt_text =
 #define EB 2.0
 
 static void load(world *w, const char *text, const char *sets) {
-  dnn_error e;
-  dnn_scn_init(&w->scn);
-  assert_ok(dnn_scn_load_string(text, "tp.ini", NULL, &w->scn, &e), &e);
-  char buf[1024];
-  snprintf(buf, sizeof buf, "%s", sets);
-  char *save = NULL;
-  for (char *tok = strtok_r(buf, " ", &save); tok;
-       tok = strtok_r(NULL, " ", &save))
-    assert_ok(dnn_scn_set(&w->scn, tok, &e), &e);
-  assert_ok(dnn_scn_validate(&w->scn, &e), &e);
-  assert_ok(dnn_scn_load_hw(&w->scn, &w->hw, &e), &e);
-  assert_ok(dnn_scn_cluster(&w->scn, &w->cluster, &e), &e);
-  assert_ok(dnn_scn_build_net(&w->scn, 0, &w->net, &e), &e);
-}
-
-static void world_free(world *w) {
-  dnn_net_free(w->net);
-  dnn_hw_free(w->hw);
-}
-
-static dnn_strat_input input(const world *w) {
-  dnn_strat_input in = {&w->scn, w->net, w->hw, w->cluster};
-  return in;
+  test_world_load(w, text, "tp.ini", NULL, sets, true);
 }
 
 static size_t find(const world *w, const char *name) {
@@ -75,7 +48,7 @@ static size_t find(const world *w, const char *name) {
 
 /* Collective seconds over the scenario's tensor group. */
 static double coll(const world *w, dnn_comm_op op, double bytes) {
-  dnn_strat_input in = input(w);
+  dnn_strat_input in = test_world_input(w);
   dnn_comm_topo topo = dnn__tp_topo(&in, w->scn.parallelism.tensor);
   dnn_comm_cost c;
   dnn_error e;
@@ -89,14 +62,21 @@ static bool in_block(const world *w, size_t i, const char *prefix) {
 
 /* ---- Megatron ------------------------------------------------------------ */
 
+/* Loads the GPT world with `sets`; its per-layer times at 4 samples
+ * (free with free()). */
+static dnn_layer_time *gpt_layer_times(world *w, const char *sets) {
+  load(w, gpt_text, sets);
+  dnn_strat_input in = test_world_input(w);
+  dnn_layer_time *lt = calloc(dnn_net_layer_count(w->net), sizeof *lt);
+  dnn_strat_layer_times(&in, 4, lt);
+  return lt;
+}
+
 static void test_block_comm_by_hand(void **state) {
   (void)state;
   world w;
-  load(&w, gpt_text, "");
-  dnn_strat_input in = input(&w);
+  dnn_layer_time *lt = gpt_layer_times(&w, "");
   size_t L = dnn_net_layer_count(w.net);
-  dnn_layer_time *lt = calloc(L, sizeof *lt);
-  dnn_strat_layer_times(&in, 4, lt);
   double sbh = S * MBS * H * EB; /* one s x b x h tensor, bytes */
   for (int blk = 0; blk < 3; blk++) {
     char prefix[16];
@@ -135,17 +115,15 @@ static void test_block_comm_by_hand(void **state) {
   assert_int_equal(lt[find(&w, "h.1.softmax")].split, DNN_SPLIT_HEADS);
   assert_int_equal(lt[find(&w, "h.1.ln1")].split, DNN_SPLIT_NONE);
   free(lt);
-  world_free(&w);
+  test_world_free(&w);
 }
 
 static void test_block_comm_sequence_parallel(void **state) {
   (void)state;
   world w;
-  load(&w, gpt_text, "parallelism.sequence_parallel=true");
-  dnn_strat_input in = input(&w);
+  dnn_layer_time *lt =
+      gpt_layer_times(&w, "parallelism.sequence_parallel=true");
   size_t L = dnn_net_layer_count(w.net);
-  dnn_layer_time *lt = calloc(L, sizeof *lt);
-  dnn_strat_layer_times(&in, 4, lt);
   double sbh = S * MBS * H * EB;
   double bytes[DNN_PASS_COUNT] = {0}, secs[DNN_PASS_COUNT] = {0};
   for (size_t i = 0; i < L; i++)
@@ -177,17 +155,13 @@ static void test_block_comm_sequence_parallel(void **state) {
                                   (c.bytes_read + c.bytes_written) / 4),
                1e-12);
   free(lt);
-  world_free(&w);
+  test_world_free(&w);
 }
 
 static void test_split_compute(void **state) {
   (void)state;
   world w;
-  load(&w, gpt_text, "");
-  dnn_strat_input in = input(&w);
-  size_t L = dnn_net_layer_count(w.net);
-  dnn_layer_time *lt = calloc(L, sizeof *lt);
-  dnn_strat_layer_times(&in, 4, lt);
+  dnn_layer_time *lt = gpt_layer_times(&w, "");
   /* A column layer computes a quarter of the GEMM: the roofline of a
    * quarter of its work (with n_1/2 and the launch, so more than a
    * quarter of the time). */
@@ -210,7 +184,7 @@ static void test_split_compute(void **state) {
                                  DNN_DTYPE_FP16, 64 * 1048576.0, NULL, NULL),
                0);
   free(lt);
-  world_free(&w);
+  test_world_free(&w);
 }
 
 /* Parameters and Korthikanti's activation memory per device, per block,
@@ -218,7 +192,7 @@ static void test_split_compute(void **state) {
 static void check_block_memory(bool sp) {
   world w;
   load(&w, gpt_text, sp ? "parallelism.sequence_parallel=true" : "");
-  dnn_strat_input in = input(&w);
+  dnn_strat_input in = test_world_input(&w);
   dnn__layer_tab tab;
   dnn_error e;
   assert_ok(dnn__layer_tab_build(&in, NULL, 4, 4, &tab, &e), &e);
@@ -240,7 +214,7 @@ static void check_block_memory(bool sp) {
   assert_close(params, (12 * H * H + 9 * H) / t + 4 * H, 1e-12);
   dnn__layer_tab_release(&tab);
   dnn__layer_tab_release(NULL);
-  world_free(&w);
+  test_world_free(&w);
 }
 
 static void test_block_memory_by_hand(void **state) {
@@ -258,7 +232,7 @@ static void test_pipeline_with_tensor(void **state) {
   load(&w, gpt_text,
        "parallelism.pipeline=2 parallelism.microbatches=4 "
        "parallelism.partition=50,3");
-  dnn_strat_input in = input(&w);
+  dnn_strat_input in = test_world_input(&w);
   dnn__stage_model sm;
   dnn_error e;
   assert_ok(dnn__strat_find(&w.scn)->build(&in, NULL, NULL, &sm, &e), &e);
@@ -279,7 +253,7 @@ static void test_pipeline_with_tensor(void **state) {
   size_t head = find(&w, "lm_head");
   assert_close(dnn__stage_layer_params(&sm, head), copy, 1e-12);
   dnn__stage_model_release(&sm);
-  world_free(&w);
+  test_world_free(&w);
 }
 
 /* ---- Operator parallelism (CNNs) ----------------------------------------- */
@@ -315,7 +289,7 @@ static void test_cnn_channel_split(void **state) {
   (void)state;
   world w;
   cnn_world(&w, "channel");
-  dnn_strat_input in = input(&w);
+  dnn_strat_input in = test_world_input(&w);
   dnn_layer_time lt[4];
   dnn_strat_layer_times(&in, 16, lt);
   /* Conv a reads the data (any slice is free) and splits its 32 output
@@ -334,14 +308,14 @@ static void test_cnn_channel_split(void **state) {
                coll(&w, DNN_COMM_REDUCE_SCATTER, A_in), 1e-12);
   /* Filters split: no gradient to reduce in the group. */
   assert_close(lt[3].group_grad_bytes, 0, 0);
-  world_free(&w);
+  test_world_free(&w);
 }
 
 static void test_cnn_spatial_split(void **state) {
   (void)state;
   world w;
   cnn_world(&w, "spatial");
-  dnn_strat_input in = input(&w);
+  dnn_strat_input in = test_world_input(&w);
   dnn_layer_time lt[4];
   dnn_strat_layer_times(&in, 16, lt);
   assert_int_equal(lt[1].split, DNN_SPLIT_SPATIAL);
@@ -358,14 +332,14 @@ static void test_cnn_spatial_split(void **state) {
   /* Weights replicated: their gradients are allreduced in the group. */
   size_t pb = dnn_net_layer(w.net, 3)->params;
   assert_close(lt[3].group_grad_bytes, dnn__d(pb) * 2, 1e-12);
-  world_free(&w);
+  test_world_free(&w);
 }
 
 static void test_cnn_batch_split(void **state) {
   (void)state;
   world w;
   cnn_world(&w, "batch");
-  dnn_strat_input in = input(&w);
+  dnn_strat_input in = test_world_input(&w);
   dnn_layer_time lt[4];
   dnn_strat_layer_times(&in, 16, lt);
   assert_int_equal(lt[3].split, DNN_SPLIT_BATCH);
@@ -376,7 +350,7 @@ static void test_cnn_batch_split(void **state) {
     assert_close(lt[3].time_s[p], want, 1e-12);
   }
   assert_close(lt[3].comm_s[DNN_PASS_FWD], 0, 0);
-  world_free(&w);
+  test_world_free(&w);
 }
 
 /* auto takes, layer by layer, the cheapest of the three. */
@@ -387,17 +361,17 @@ static void test_cnn_auto_is_cheapest(void **state) {
   for (int k = 0; k < 3; k++) {
     world w;
     cnn_world(&w, splits[k]);
-    dnn_strat_input in = input(&w);
+    dnn_strat_input in = test_world_input(&w);
     dnn_layer_time lt[4];
     dnn_strat_layer_times(&in, 16, lt);
     cost[k] = 0;
     for (int p = 0; p < DNN_PASS_COUNT; p++)
       cost[k] += lt[1].time_s[p] + lt[1].comm_s[p];
-    world_free(&w);
+    test_world_free(&w);
   }
   world w;
   cnn_world(&w, "auto");
-  dnn_strat_input in = input(&w);
+  dnn_strat_input in = test_world_input(&w);
   dnn_layer_time lt[4];
   dnn_strat_layer_times(&in, 16, lt);
   double c = 0;
@@ -408,7 +382,7 @@ static void test_cnn_auto_is_cheapest(void **state) {
   for (int k = 0; k < 3; k++)
     best = fmin(best, cost[k]);
   assert_true(c <= best * (1 + 1e-12) + 1e-6);
-  world_free(&w);
+  test_world_free(&w);
 }
 
 /* ---- t = 1, FLOPs, errors -------------------------------------------------
@@ -421,7 +395,7 @@ static void test_t1_is_plain(void **state) {
        "[model]\nname = resnet50\nbatch = 64\nimage = 96\ndtype = fp16\n"
        "[hardware]\nprofile = v100-sxm2\nworkspace_MB = 7.3\n",
        "");
-  dnn_strat_input in = input(&w);
+  dnn_strat_input in = test_world_input(&w);
   size_t L = dnn_net_layer_count(w.net);
   dnn_layer_time *lt = calloc(L, sizeof *lt);
   dnn_strat_layer_times(&in, 19, lt);
@@ -437,7 +411,7 @@ static void test_t1_is_plain(void **state) {
       assert_int_equal(lt[i].split, DNN_SPLIT_NONE);
     }
   free(lt);
-  world_free(&w);
+  test_world_free(&w);
 }
 
 /* Every (d, t, p) of 8 devices computes the same model FLOPs per
@@ -454,7 +428,7 @@ static void check_flops(const char *text, const size_t (*cfg)[3], size_t n) {
     w.scn.parallelism.pipeline = cfg[k][2];
     w.scn.parallelism.microbatches = cfg[k][2] > 1 ? 2 : 1;
     w.scn.engine = DNN_ENGINE_ANALYTIC;
-    dnn_strat_input in = input(&w);
+    dnn_strat_input in = test_world_input(&w);
     dnn_prediction p;
     dnn_error e;
     assert_ok(dnn_strat_predict(&in, &p, &e), &e);
@@ -462,7 +436,7 @@ static void check_flops(const char *text, const size_t (*cfg)[3], size_t n) {
     assert_int_equal(p.data * p.tensor * p.pipeline, 8);
     assert_true(p.scaling_efficiency > 0 && p.scaling_efficiency <= 1);
   }
-  world_free(&w);
+  test_world_free(&w);
 }
 
 static void test_flops_conserved(void **state) {
@@ -488,21 +462,21 @@ static void test_errors(void **state) {
   dnn_prediction p;
   /* 12 heads over 8 ranks. */
   load(&w, gpt_text, "parallelism.tensor=8");
-  dnn_strat_input in = input(&w);
+  dnn_strat_input in = test_world_input(&w);
   assert_int_equal(dnn_strat_predict(&in, &p, &e), DNN_EINVAL);
   assert_contains(e.msg, "--set parallelism.tensor");
   assert_contains(e.msg, "12 attention heads");
   dnn_strat_sim *ss = NULL;
   assert_int_equal(dnn_strat_sim_alloc(&in, &ss, &e), DNN_EINVAL);
   assert_null(ss);
-  world_free(&w);
+  test_world_free(&w);
   /* Sequence parallelism over a sequence t does not divide. */
   load(&w, gpt_text, "model.seq=382 parallelism.sequence_parallel=true");
-  in = input(&w);
+  in = test_world_input(&w);
   assert_int_equal(dnn_strat_predict(&in, &p, &e), DNN_EINVAL);
   assert_contains(e.msg, "--set parallelism.sequence_parallel");
   assert_contains(e.msg, "382 tokens");
-  world_free(&w);
+  test_world_free(&w);
   /* ZeRO 2 with a pipeline, at the line it was set. */
   load(&w,
        "[model]\nname = resnet18\nbatch = 64\nimage = 64\n"
@@ -511,18 +485,18 @@ static void test_errors(void **state) {
        "[parallelism]\npipeline = 2\nmicrobatches = 2\n"
        "[training]\nzero = 2\n",
        "");
-  in = input(&w);
+  in = test_world_input(&w);
   assert_int_equal(dnn_strat_predict(&in, &p, &e), DNN_EINVAL);
   assert_contains(e.msg, "tp.ini:15: [training] zero");
   assert_contains(e.msg, "pipeline");
-  world_free(&w);
+  test_world_free(&w);
   /* Virtual stages without a pipeline. */
   load(&w, gpt_text,
        "parallelism.schedule=interleaved parallelism.virtual_stages=2");
-  in = input(&w);
+  in = test_world_input(&w);
   assert_int_equal(dnn_strat_predict(&in, &p, &e), DNN_EINVAL);
   assert_contains(e.msg, "need a pipeline");
-  world_free(&w);
+  test_world_free(&w);
   assert_string_equal(dnn_split_name(DNN_SPLIT_SPATIAL), "spatial");
   assert_string_equal(dnn_split_name((dnn_split)99), "?");
 }

@@ -1,7 +1,7 @@
 /* Tests of ZeRO (zero.c, stage.c): model-state memory of stages 0-3
  * against the paper's own example and against hand counts on a real
  * network, and the communication each stage adds or changes. */
-#include "test_util.h"
+#include "test_fixtures.h"
 
 #include <math.h>
 #include <string.h>
@@ -47,12 +47,7 @@ static void test_paper_example(void **state) {
                120 * GB, 1e-12);
 }
 
-typedef struct world {
-  dnn_scenario scn;
-  dnn_net *net;
-  dnn_hw *hw;
-  dnn_cluster cluster;
-} world;
+typedef test_world world;
 
 static const char *text =
     "[model]\nname = gpt\nlayers = 4\nhidden = 768\nheads = 12\n"
@@ -64,21 +59,11 @@ static const char *text =
     "[training]\noptimizer = adam\n";
 
 static void load(world *w, size_t zero, size_t tensor) {
-  dnn_error e;
-  dnn_scn_init(&w->scn);
-  assert_ok(dnn_scn_load_string(text, "z.ini", NULL, &w->scn, &e), &e);
+  test_world_parse(w, text, "z.ini", NULL, "");
   w->scn.training.zero = zero;
   w->scn.parallelism.tensor = tensor;
   w->scn.engine = DNN_ENGINE_ANALYTIC;
-  assert_ok(dnn_scn_validate(&w->scn, &e), &e);
-  assert_ok(dnn_scn_load_hw(&w->scn, &w->hw, &e), &e);
-  assert_ok(dnn_scn_cluster(&w->scn, &w->cluster, &e), &e);
-  assert_ok(dnn_scn_build_net(&w->scn, 0, &w->net, &e), &e);
-}
-
-static void world_free(world *w) {
-  dnn_net_free(w->net);
-  dnn_hw_free(w->hw);
+  test_world_ready(w, true);
 }
 
 /* Hand counts on a real network: Psi trainable parameters, 2-byte weights
@@ -111,7 +96,7 @@ static void test_memory_by_hand(void **state) {
     assert_close(p.memory.optimizer_bytes, ob, 1e-12);
     assert_close(p.memory.headroom_bytes,
                  p.memory.capacity_bytes - p.memory.total_bytes, 1e-12);
-    world_free(&w);
+    test_world_free(&w);
   }
 }
 
@@ -131,7 +116,7 @@ static void test_memory_with_tensor(void **state) {
   assert_close(m.weights_bytes, 2 * share, 1e-12);
   assert_close(m.optimizer_bytes, 12 * share / 2, 1e-12);
   dnn__stage_model_release(&sm);
-  world_free(&w);
+  test_world_free(&w);
 }
 
 /* The gradient collective: an allreduce at stage 0, a reduce-scatter
@@ -184,7 +169,7 @@ static void test_communication(void **state) {
       assert_close(f, row.fwd_s, 0);
     }
     dnn__stage_model_release(&sm);
-    world_free(&w);
+    test_world_free(&w);
   }
 }
 
@@ -205,7 +190,7 @@ static void test_iteration_order(void **state) {
     assert_close(b->forward_s + b->backward_s + b->recompute_s +
                      b->comm_exposed_s + b->bubble_s + b->optimizer_s,
                  p[z].iteration_s, 1e-9);
-    world_free(&w);
+    test_world_free(&w);
   }
   assert_close(p[1].iteration_s, p[2].iteration_s, 1e-12);
   assert_true(p[1].iteration_s < p[0].iteration_s);
@@ -230,7 +215,7 @@ static void test_error(void **state) {
   assert_int_equal(dnn_strat_predict(&in, &p, &e), DNN_EINVAL);
   assert_contains(e.msg, "[parallelism] allreduce");
   assert_contains(e.msg, "reduce-scatters");
-  world_free(&w);
+  test_world_free(&w);
 }
 
 int main(void) {

@@ -73,9 +73,8 @@ void dnn__path_join(const char *dir, const char *path, char *out, size_t n);
 /* ---- Custom scenario keys (scenario.c), used by the key table. -------- */
 dnn_status dnn__scn_parse_sizes(const dnn_scn_key *key, const char *text,
                                 dnn_scenario *scn, dnn_error *err);
-dnn_status dnn__scn_parse_compression(const dnn_scn_key *key,
-                                      const char *text, dnn_scenario *scn,
-                                      dnn_error *err);
+dnn_status dnn__scn_parse_compression(const dnn_scn_key *key, const char *text,
+                                      dnn_scenario *scn, dnn_error *err);
 dnn_status dnn__scn_parse_partition(const dnn_scn_key *key, const char *text,
                                     dnn_scenario *scn, dnn_error *err);
 

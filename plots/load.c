@@ -1,7 +1,8 @@
 /*
  * Inputs of the validation and timeline charts, read with jansson:
  * `dnnsim validate --format json` output (measured against predicted
- * iteration time) and Chrome traces in the trace event format (Google,
+ * iteration time; a mixed-size run gives a point per size and one for its
+ * mean step) and Chrome traces in the trace event format (Google,
  * "Trace Event Format", 2016: complete events ph "X" with pid, tid, ts and
  * dur in microseconds; metadata events ph "M" naming processes and
  * threads).
@@ -42,6 +43,57 @@ static double number_at(const json_t *o, const char *field, const char *sub) {
   return json_is_number(v) ? json_number_value(v) : (double)NAN;
 }
 
+/* The run's label: its scenario's stem, else "run N". */
+static void result_label(const json_t *o, size_t index, char *label, size_t n) {
+  const json_t *scn = json_object_get(o, "scenario");
+  if (json_is_string(scn))
+    stem(json_string_value(scn), label, n);
+  else
+    snprintf(label, n, "run %zu", index + 1);
+}
+
+/*
+ * A mixed-size run ("kind": "mixed"): one point per size that the schedule
+ * drew (sizes[k].measured/predicted.iteration_s, labelled "<run> <image>
+ * px") and one for the run's mean step (mixed.measured.mean_step_s against
+ * mixed.predicted.mean_step_s, the expectation E[T]).
+ */
+static dnn_status add_mixed(dnn_plot *pl, const char *path, const char *series,
+                            const json_t *o, size_t line, size_t index,
+                            dnn_error *err) {
+  char run[DNN_PLOT_LABEL_MAX / 2], label[DNN_PLOT_LABEL_MAX];
+  result_label(o, index, run, sizeof run);
+  const json_t *sizes = json_object_get(o, "sizes");
+  const json_t *mx = json_object_get(o, "mixed");
+  double mm = number_at(mx, "measured", "mean_step_s");
+  double pm = number_at(mx, "predicted", "mean_step_s");
+  if (!json_is_array(sizes) || isnan(mm) || isnan(pm))
+    return DNN_FAIL(err, DNN_EINVAL,
+                    "%s:%zu: mixed result %zu has no sizes or no "
+                    "mixed.measured/predicted.mean_step_s (expected dnnsim "
+                    "validate --format json output)",
+                    path, line, index + 1);
+  dnn_status st = DNN_OK;
+  for (size_t k = 0; st == DNN_OK && k < json_array_size(sizes); k++) {
+    const json_t *sz = json_array_get(sizes, k);
+    double m = number_at(sz, "measured", "iteration_s");
+    double p = number_at(sz, "predicted", "iteration_s");
+    const json_t *img = json_object_get(sz, "image");
+    if (isnan(m) || isnan(p) || !json_is_integer(img))
+      continue; /* a size the schedule never drew */
+    snprintf(label, sizeof label, "%s %lld px", run,
+             (long long)json_integer_value(img));
+    st = dnn_plot_add_measurement(pl, series, label, m, p, err);
+  }
+  if (st == DNN_OK) {
+    snprintf(label, sizeof label, "%s mean step", run);
+    st = dnn_plot_add_measurement(pl, series, label, mm, pm, err);
+  }
+  if (st)
+    dnn_error_prefix(err, "%s:%zu", path, line);
+  return st;
+}
+
 static dnn_status add_result(dnn_plot *pl, const char *path, const char *series,
                              const json_t *o, size_t line, size_t index,
                              dnn_error *err) {
@@ -50,6 +102,9 @@ static dnn_status add_result(dnn_plot *pl, const char *path, const char *series,
                     "%s:%zu: expected a JSON object (dnnsim validate --format "
                     "json), not %s",
                     path, line, json_is_array(o) ? "an array" : "a value");
+  const json_t *kind = json_object_get(o, "kind");
+  if (json_is_string(kind) && strcmp(json_string_value(kind), "mixed") == 0)
+    return add_mixed(pl, path, series, o, line, index, err);
   double measured = number_at(o, "measured", "iteration_s");
   double predicted = number_at(o, "predicted", "iteration_s");
   const char *missing = isnan(measured)    ? "measured.iteration_s"
@@ -61,11 +116,7 @@ static dnn_status add_result(dnn_plot *pl, const char *path, const char *series,
                     "validate --format json output)",
                     path, line, index + 1, missing);
   char label[DNN_PLOT_LABEL_MAX];
-  const json_t *scn = json_object_get(o, "scenario");
-  if (json_is_string(scn))
-    stem(json_string_value(scn), label, sizeof label);
-  else
-    snprintf(label, sizeof label, "run %zu", index + 1);
+  result_label(o, index, label, sizeof label);
   dnn_status st =
       dnn_plot_add_measurement(pl, series, label, measured, predicted, err);
   if (st)

@@ -61,6 +61,45 @@ static void test_validation(void **state) {
   test_rmdir(dir);
 }
 
+/* A mixed-size run: a point per drawn size and one for the mean step; a
+ * size the schedule never drew (measured null) gives none. */
+static void test_validation_mixed(void **state) {
+  (void)state;
+  const char *dir = test_tmpdir();
+  test_write(test_join(dir, "mix.json"),
+             "{\"scenario\": \"s/resnet18-mix1.ini\", \"kind\": \"mixed\",\n"
+             " \"sizes\": [\n"
+             "  {\"image\": 64, \"measured\": {\"iteration_s\": 0.1814},\n"
+             "   \"predicted\": {\"iteration_s\": 0.1688}},\n"
+             "  {\"image\": 96, \"measured\": {\"iteration_s\": null},\n"
+             "   \"predicted\": {\"iteration_s\": 0.1548}},\n"
+             "  {\"image\": 128, \"measured\": {\"iteration_s\": 0.1609},\n"
+             "   \"predicted\": {\"iteration_s\": 0.1570}}],\n"
+             " \"mixed\": {\"measured\": {\"mean_step_s\": 0.1764},\n"
+             "           \"predicted\": {\"mean_step_s\": 0.1611}}}\n");
+  dnn_plot *pl = new_plot(DNN_PLOT_VALIDATION);
+  dnn_error e;
+  assert_ok(dnn_plot_load_validation(pl, test_join(dir, "mix.json"), &e), &e);
+  assert_int_equal(dnn_plot_points(pl), 3);
+  dnn_plot_files f;
+  assert_ok(dnn_plot_write(pl, test_join(dir, "v.png"), &f, &e), &e);
+  char *dat = test_read(f.data);
+  assert_contains(dat, "\"resnet18-mix1 64 px\"");
+  assert_contains(dat, "\"resnet18-mix1 128 px\"");
+  assert_contains(dat, "\"resnet18-mix1 mean step\"");
+  assert_null(strstr(dat, "96 px"));
+  double v[3 * 3];
+  assert_int_equal(test_dat_rows(dat, v, 3, 3), 3);
+  /* The largest time is under a second: the unit is ms. */
+  assert_close(v[0], 181.4, 1e-9);
+  assert_close(v[1], 168.8, 1e-9);
+  assert_close(v[6], 176.4, 1e-9);
+  assert_close(v[7], 161.1, 1e-9);
+  dnn_free(dat);
+  dnn_plot_free(pl);
+  test_rmdir(dir);
+}
+
 static void expect_validation_error(const char *text, dnn_status code,
                                     const char *needle) {
   const char *dir = test_tmpdir();
@@ -94,6 +133,9 @@ static void test_validation_errors(void **state) {
                           "\n{\"measured\": {\"iteration_s\": ]}}\n",
                           DNN_EPARSE, "bad.json:4: ");
   expect_validation_error("", DNN_EINVAL, "no results");
+  expect_validation_error("{\"kind\": \"mixed\", \"sizes\": []}", DNN_EINVAL,
+                          "mixed result 1 has no sizes or no "
+                          "mixed.measured/predicted.mean_step_s");
   expect_validation_error("[3]", DNN_EINVAL, "expected a JSON object");
   expect_validation_error("{\"measured\": {\"iteration_s\": 0},\n"
                           "\"predicted\": {\"iteration_s\": 1}}",
@@ -218,6 +260,7 @@ static void test_trace_errors(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_validation),
+      cmocka_unit_test(test_validation_mixed),
       cmocka_unit_test(test_validation_errors),
       cmocka_unit_test(test_trace),
       cmocka_unit_test(test_trace_many_categories),

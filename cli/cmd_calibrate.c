@@ -238,6 +238,11 @@ static void print_comm(const dnn_comm_profile *cp) {
   if (in->gamma_s_per_byte > 0)
     printf("gamma (MPI_Reduce_local, float sum): %.3g ns/B (%.3g GB/s)\n",
            in->gamma_s_per_byte * 1e9, 1e-9 / in->gamma_s_per_byte);
+  size_t nodes = in->nodes ? in->nodes : 1;
+  printf("measured on %zu node%s: prices groups %s (the links price the "
+         "others)\n",
+         nodes, nodes == 1 ? "" : "s",
+         nodes == 1 ? "inside one node" : "that cross nodes");
   if (poor)
     printf("%zu fit(s) flagged POOR: their R^2 or relative residuals exceed "
            "the limits; see docs/calibration.md\n",
@@ -474,6 +479,7 @@ agree:
     snprintf(info.source, sizeof info.source, "measured: %.160s",
              dnn_meas_mpi_library(m));
     snprintf(info.calibrated, sizeof info.calibrated, "%s", prov);
+    info.nodes = dnn_meas_mpi_nodes(m);
     dnn_calib_params cp = dnn_calib_default_params();
     cp.pow2_only = pow2;
     dnn_comm_profile *prof = NULL;
@@ -913,7 +919,7 @@ static void print_error(const char *what, const dnn_calib_error *e) {
 
 static void help_fit_check(void) {
   printf("usage: dnnsim calibrate fit --csv RAW.csv [--csv ...] [--pow2-fit] "
-         "-o COMM.ini\n"
+         "[--nodes N] -o COMM.ini\n"
          "       dnnsim calibrate fit --kernels RAW.csv --base PROFILE -o "
          "OUT.ini\n"
          "       dnnsim calibrate check --comm-profile COMM.ini --csv RAW.csv\n"
@@ -923,14 +929,16 @@ static void help_fit_check(void) {
          "fit refits profiles from raw measurement CSVs (several --csv merge,\n"
          "e.g. runs with different rank counts); check prints the relative\n"
          "error of a profile against measurements (--points lists each).\n"
-         "  --dtype T   kernel rows of this dtype (default fp32)\n");
+         "  --dtype T   kernel rows of this dtype (default fp32)\n"
+         "  --nodes N   the nodes the measured ranks ran on (default 1): a\n"
+         "              one-node profile prices only groups inside a node\n");
 }
 
 static int cmd_fit_check(int argc, char **argv, bool check) {
   const char *cmd = check ? "calibrate check" : "calibrate fit";
   const char *csvs[16], *kernels = NULL, *base = NULL, *out = NULL;
   const char *comm = NULL, *profile = NULL;
-  size_t n_csv = 0;
+  size_t n_csv = 0, nodes = 1;
   bool pow2 = false, model_only = false;
   dnn_dtype dtype = DNN_DTYPE_FP32;
   verbose_points = false;
@@ -964,6 +972,13 @@ static int cmd_fit_check(int argc, char **argv, bool check) {
       i++;
     } else if (strcmp(a, "--pow2-fit") == 0) {
       pow2 = true;
+    } else if (strcmp(a, "--nodes") == 0 && v) {
+      if (!parse_size(v, &nodes) || nodes < 1)
+        return cli_usage_error(cmd,
+                               "--nodes needs a positive integer, not "
+                               "'%s'",
+                               v);
+      i++;
     } else if (strcmp(a, "--model-only") == 0) {
       model_only = true;
     } else if (strcmp(a, "--points") == 0) {
@@ -1025,6 +1040,7 @@ static int cmd_fit_check(int argc, char **argv, bool check) {
     dnn_comm_profile_info info;
     memset(&info, 0, sizeof info);
     snprintf(info.name, sizeof info.name, "refit");
+    info.nodes = nodes;
     snprintf(info.source, sizeof info.source, "fitted from %s%s", csvs[0],
              n_csv > 1 ? " and others" : "");
     dnn_calib_provenance(NULL, NULL, cmdline, info.calibrated,

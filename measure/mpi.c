@@ -145,6 +145,10 @@ size_t dnn_meas_mpi_size(const dnn_meas_mpi *m) {
   (void)m;
   return 1;
 }
+size_t dnn_meas_mpi_nodes(const dnn_meas_mpi *m) {
+  (void)m;
+  return 1;
+}
 bool dnn_meas_mpi_can_force(const dnn_meas_mpi *m) {
   (void)m;
   return false;
@@ -182,6 +186,7 @@ dnn_status dnn_meas_mpi_run(dnn_meas_mpi *m, const dnn_meas_mpi_params *p,
 
 struct dnn_meas_mpi {
   int rank, size;
+  int nodes;      /* hosts of MPI_COMM_WORLD (shared-memory domains) */
   bool own_init;  /* we called MPI_Init, so we finalize */
   bool t_init;    /* MPI_T initialised */
   bool can_force; /* dynamic rules on and the algorithm cvars exist */
@@ -298,6 +303,19 @@ dnn_status dnn_meas_mpi_init(int *argc, char ***argv, dnn_meas_mpi **out,
   DNN__MEAS_MPI_TRY(
       MPI_Allreduce(&f, &all, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD));
   m->can_force = all == 1;
+  /* Nodes: the shared-memory domains (MPI-3 split type); each domain's
+   * first rank counts one. */
+  MPI_Comm shm = MPI_COMM_NULL;
+  int lead = 0;
+  DNN__MEAS_MPI_TRY(MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0,
+                                        MPI_INFO_NULL, &shm));
+  int shm_rank = 0;
+  int rc = MPI_Comm_rank(shm, &shm_rank);
+  MPI_Comm_free(&shm);
+  DNN__MEAS_MPI_TRY(rc);
+  lead = shm_rank == 0 ? 1 : 0;
+  DNN__MEAS_MPI_TRY(
+      MPI_Allreduce(&lead, &m->nodes, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD));
   *out = m;
   return DNN_OK;
 fail:
@@ -326,6 +344,10 @@ size_t dnn_meas_mpi_rank(const dnn_meas_mpi *m) {
 
 size_t dnn_meas_mpi_size(const dnn_meas_mpi *m) {
   return (size_t)m->size;
+}
+
+size_t dnn_meas_mpi_nodes(const dnn_meas_mpi *m) {
+  return m->nodes > 0 ? (size_t)m->nodes : 1;
 }
 
 bool dnn_meas_mpi_can_force(const dnn_meas_mpi *m) {

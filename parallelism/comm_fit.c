@@ -92,10 +92,24 @@ dnn_status dnn_comm_profile_predict(const dnn_comm_profile *cp, dnn_comm_op op,
                   ranks);
 }
 
+/*
+ * Whether the profile's fits describe a group like `topo`: fits measured
+ * on one node price groups inside a node, fits measured across nodes price
+ * groups that cross nodes. A one-node calibration says nothing about the
+ * network between nodes, so a group that crosses nodes is priced by the
+ * links (docs/models.md §5.8).
+ */
+static bool same_reach(const dnn_comm_profile *cp, const dnn_comm_topo *topo) {
+  size_t nodes = dnn_hw_comm_profile_info(cp)->nodes;
+  bool crosses =
+      topo->ranks > (topo->ranks_per_node ? topo->ranks_per_node : 1);
+  return crosses == (nodes > 1);
+}
+
 bool dnn__comm_profile_cost(const dnn_comm_profile *cp, dnn_comm_op op,
                             dnn_comm_algo algo, double bytes,
                             const dnn_comm_topo *topo, dnn_comm_cost *out) {
-  if (cp == NULL || !(bytes >= 0) || !isfinite(bytes))
+  if (cp == NULL || !(bytes >= 0) || !isfinite(bytes) || !same_reach(cp, topo))
     return false;
   dnn_comm_cost c = {0};
   c.algo = algo;

@@ -3,7 +3,8 @@
  * `dnnsim calibrate mpi` writes and `[cluster] comm_profile` reads.
  *
  * Format (docs/calibration.md): a [comm] section (name, source,
- * calibrated, gamma_ns_per_byte), an optional [loggp] section (L_us, o_us,
+ * calibrated, gamma_ns_per_byte, nodes: optional, 1 when absent), an
+ * optional [loggp] section (L_us, o_us,
  * g_us, G_ns_per_byte, P) and one [fit.OP.MPI_ALGORITHM.RANKS] section per
  * fit with op, algorithm (the comm.h model), mpi_algorithm, ranks,
  * segment1..4 = "LO_BYTES LATENCY_us NS_PER_BYTE", alpha_us,
@@ -234,6 +235,7 @@ dnn_status dnn_hw_comm_profile_save(const dnn_comm_profile *cp,
   put_text(fp, "source", in->source);
   put_text(fp, "calibrated", in->calibrated);
   fprintf(fp, "gamma_ns_per_byte = %.9g\n", in->gamma_s_per_byte * 1e9);
+  fprintf(fp, "nodes = %zu\n", in->nodes ? in->nodes : 1);
   if (in->has_loggp)
     fprintf(fp,
             "\n[loggp]\nL_us = %.9g\no_us = %.9g\ng_us = %.9g\n"
@@ -314,8 +316,8 @@ static const char *const fit_keys[] = {"op",
                                        "max_rel_residual",
                                        "poor",
                                        NULL};
-static const char *const comm_keys[] = {"name", "source", "calibrated",
-                                        "gamma_ns_per_byte", NULL};
+static const char *const comm_keys[] = {
+    "name", "source", "calibrated", "gamma_ns_per_byte", "nodes", NULL};
 static const char *const loggp_keys[] = {"L_us",          "o_us", "g_us",
                                          "G_ns_per_byte", "P",    NULL};
 
@@ -327,7 +329,7 @@ typedef struct parse {
   int section_line;
   dnn_comm_fit fit; /* the fit being read */
   int fit_line[FK_COUNT];
-  int comm_line[4];
+  int comm_line[5];
   int loggp_line[5];
   bool in_fit;
 } parse;
@@ -548,6 +550,17 @@ static dnn_status on_ini(void *user, const char *section, const char *key,
   if (s->kind == 1) {
     if (k == 3)
       return num(s, key, value, line, 1e-9, true, &in->gamma_s_per_byte, err);
+    if (k == 4) {
+      dnn_error e;
+      dnn_error_clear(&e);
+      if (dnn__parse_size(value, &in->nodes, &e))
+        return DNN__INI_FAIL(err, DNN_EPARSE, s->file, line, section, key, "%s",
+                             e.msg);
+      if (in->nodes < 1)
+        return DNN__INI_FAIL(err, DNN_ERANGE, s->file, line, section, key,
+                             "expected at least 1 node, got %zu", in->nodes);
+      return DNN_OK;
+    }
     char *dst = k == 0 ? in->name : k == 1 ? in->source : in->calibrated;
     size_t size = k == 0 ? sizeof in->name : sizeof in->source;
     if (strlen(value) >= size)
@@ -601,6 +614,8 @@ dnn_status dnn_hw_comm_profile_load_string(const char *text, const char *name,
         goto fail;
       }
   }
+  if (s->cp->info.nodes == 0)
+    s->cp->info.nodes = 1; /* profiles before the key: one node */
   *out = s->cp;
   dnn_free(s);
   return DNN_OK;

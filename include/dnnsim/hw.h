@@ -289,6 +289,11 @@ typedef struct dnn_comm_profile_info {
   double loggp_g_s;                 /* gap between messages */
   double loggp_G_s_per_byte;        /* gap per byte */
   size_t loggp_P;                   /* processes */
+  /* Nodes the measured ranks ran on ([comm] nodes; 0 reads as 1). Fits
+   * from one node price only groups inside a node, fits across nodes only
+   * groups that cross nodes; the links price the others (docs/models.md
+   * §5.8). */
+  size_t nodes;
 } dnn_comm_profile_info;
 
 /* An empty profile with `info` (copied). DNN_ENOMEM. */

@@ -261,6 +261,8 @@ dnn_status dnn_meas_mpi_init(int *argc, char ***argv, dnn_meas_mpi **out,
 void dnn_meas_mpi_finalize(dnn_meas_mpi *m);
 size_t dnn_meas_mpi_rank(const dnn_meas_mpi *m);
 size_t dnn_meas_mpi_size(const dnn_meas_mpi *m);
+/* The nodes (hosts: shared-memory domains) the ranks run on, >= 1. */
+size_t dnn_meas_mpi_nodes(const dnn_meas_mpi *m);
 /* True when coll_tuned's forced algorithms can be used. */
 bool dnn_meas_mpi_can_force(const dnn_meas_mpi *m);
 /* The MPI library's version line (static storage of `m`). */

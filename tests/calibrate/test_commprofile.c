@@ -49,6 +49,7 @@ static dnn_comm_profile *profile(void) {
   in.loggp_g_s = 9.5e-8;
   in.loggp_G_s_per_byte = 1.05e-10;
   in.loggp_P = 4;
+  in.nodes = 3;
   dnn_comm_profile *cp = NULL;
   dnn_error e;
   assert_ok(dnn_hw_comm_profile_alloc(&in, &cp, &e), &e);
@@ -144,6 +145,7 @@ static void test_round_trip(void **state) {
   assert_true(in->has_loggp);
   assert_close(in->loggp_G_s_per_byte, 1.05e-10, 1e-8);
   assert_int_equal(in->loggp_P, 4);
+  assert_int_equal(in->nodes, 3);
   for (size_t i = 0; i < 4; i++) {
     const dnn_comm_fit *a = dnn_hw_comm_profile_get(cp, i);
     const dnn_comm_fit *b = dnn_hw_comm_profile_get(back, i);
@@ -202,7 +204,18 @@ static void test_load_errors(void **state) {
   assert_non_null(f);
   assert_close(f->alpha_s, 0.75e-6, 1e-12);
   assert_close(dnn_hw_comm_fit_time(f, 1000), 1.5e-6 + 0.25e-9 * 1000, 1e-12);
+  /* No `nodes` key: measured on one node. */
+  assert_int_equal(dnn_hw_comm_profile_info(cp)->nodes, 1);
   dnn_hw_comm_profile_free(cp);
+  snprintf(text, sizeof text, "[comm]\nname = vm\nnodes = 7\n%s", GOOD_FIT);
+  assert_ok(dnn_hw_comm_profile_load_string(text, "net.ini", &cp, &e), &e);
+  assert_int_equal(dnn_hw_comm_profile_info(cp)->nodes, 7);
+  dnn_hw_comm_profile_free(cp);
+  snprintf(text, sizeof text, "[comm]\nname = vm\nnodes = 0\n");
+  expect_error(text, DNN_ERANGE,
+               "net.ini:3: [comm] nodes: expected at least 1 node, got 0");
+  snprintf(text, sizeof text, "[comm]\nname = vm\nnodes = two\n");
+  expect_error(text, DNN_EPARSE, "net.ini:3: [comm] nodes:");
 
   snprintf(text, sizeof text, "[comm]\nname = vm\n[comms]\n");
   expect_error(text, DNN_EPARSE, "net.ini:3: [comms]: unknown section");

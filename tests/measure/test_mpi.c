@@ -59,6 +59,8 @@ static void test_sweep(void **state) {
   (void)state;
   size_t P = dnn_meas_mpi_size(g_mpi);
   bool root = dnn_meas_mpi_rank(g_mpi) == 0;
+  /* ctest starts every rank on this host: one node. */
+  assert_int_equal(dnn_meas_mpi_nodes(g_mpi), 1);
   rows c = {NULL, 0};
   dnn_error e;
   assert_ok(dnn_meas_coll_table_alloc(&c.t, &e), &e);

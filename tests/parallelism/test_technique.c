@@ -15,7 +15,9 @@
 #include <gsl/gsl_randist.h>
 #include <gsl/gsl_errno.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "dnnsim/comm.h"
 #include "dnnsim/hw.h"
@@ -846,6 +848,49 @@ static void test_comm_profile(void **state) {
   assert_close(p.breakdown.comm_s, t, 1e-12);
   assert_true(best != DNN_COMM_ALGO_AUTO); /* no MPI default at 8 ranks */
   test_world_free(&f);
+  /* A group that crosses nodes: the profile was measured on one node
+   * (mpi-vm.ini has no `nodes` key: 1), so the links price it. */
+  setup_text(&f, cp_scn,
+             "cluster.nodes=2 cluster.devices_per_node=2 "
+             "cluster.inter_link=ib-hdr parallelism.allreduce=ring");
+  p = test_world_predict(&f);
+  assert_close(p.breakdown.comm_s,
+               coll(&f, 4, DNN_COMM_ALLREDUCE, DNN_COMM_ALGO_RING, grad),
+               1e-12);
+  test_world_free(&f);
+  /* A profile measured across 2 nodes prices that group, and leaves a
+   * group inside one node to the links. */
+  dnn_comm_profile_info wide = *dnn_hw_comm_profile_info(cp);
+  wide.nodes = 2;
+  dnn_comm_profile *cp2;
+  assert_ok(dnn_hw_comm_profile_alloc(&wide, &cp2, &e), &e);
+  for (size_t i = 0; i < dnn_hw_comm_profile_count(cp); i++)
+    assert_ok(dnn_hw_comm_profile_add(cp2, dnn_hw_comm_profile_get(cp, i), &e),
+              &e);
+  char path[256];
+  snprintf(path, sizeof path, "%s/dnnsim-cp2-%ld.ini",
+           getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp", (long)getpid());
+  assert_ok(dnn_hw_comm_profile_save(cp2, path, &e), &e);
+  dnn_hw_comm_profile_free(cp2);
+  char set[320];
+  snprintf(
+      set, sizeof set,
+      "cluster.nodes=2 cluster.devices_per_node=2 cluster.inter_link=ib-hdr "
+      "parallelism.allreduce=ring cluster.comm_profile=%s",
+      path);
+  setup_text(&f, cp_scn, set);
+  p = test_world_predict(&f);
+  assert_close(p.breakdown.comm_s, ring, 1e-12); /* the 4-rank fit */
+  test_world_free(&f);
+  snprintf(set, sizeof set,
+           "parallelism.allreduce=ring cluster.comm_profile=%s", path);
+  setup_text(&f, cp_scn, set);
+  p = test_world_predict(&f);
+  assert_close(p.breakdown.comm_s,
+               coll(&f, 4, DNN_COMM_ALLREDUCE, DNN_COMM_ALGO_RING, grad),
+               1e-12);
+  test_world_free(&f);
+  remove(path);
   /* A collective the profile has no fit of (hierarchical) keeps comm.h's
    * model. */
   setup_text(&f, cp_scn, "parallelism.allreduce=hierarchical");

@@ -585,12 +585,25 @@ static mixed_cmp mixed_compare(const cli_world *w, const dnn_prediction *pred,
   return c;
 }
 
-static void mixed_table(const cli_world *w, const dnn_prediction *pred,
-                        const mixed_size *ms, const dnn_meas_exec_mixed *mx,
-                        const dnn_meas_exec_mixed_result *r,
-                        const dnn_meas_exec_result *per,
-                        const dnn_meas_exec_params *ep, size_t ranks,
-                        size_t threads) {
+/* A finished mixed run and what it is compared with. */
+typedef struct mixed_run {
+  const dnn_prediction *pred; /* the expectation over the sizes */
+  const mixed_size *ms;       /* each size's network and prediction */
+  const dnn_meas_exec_mixed *mx;
+  const dnn_meas_exec_mixed_result *r;
+  const dnn_meas_exec_result *per; /* each size's statistics */
+  const dnn_meas_exec_params *ep;
+  size_t ranks, threads;
+} mixed_run;
+
+static void mixed_table(const cli_world *w, const mixed_run *run) {
+  const dnn_prediction *pred = run->pred;
+  const mixed_size *ms = run->ms;
+  const dnn_meas_exec_mixed *mx = run->mx;
+  const dnn_meas_exec_mixed_result *r = run->r;
+  const dnn_meas_exec_result *per = run->per;
+  const dnn_meas_exec_params *ep = run->ep;
+  size_t ranks = run->ranks, threads = run->threads;
   const dnn_scenario *scn = &w->scn;
   size_t n = scn->training.n_sizes;
   char a[32], b[32], c[32], d[32], e[32], f[32];
@@ -674,12 +687,7 @@ static void mixed_table(const cli_world *w, const dnn_prediction *pred,
          "slowest rank)\n");
 }
 
-static json_t *mixed_json(const cli_world *w, const dnn_prediction *pred,
-                          const mixed_size *ms, const dnn_meas_exec_mixed *mx,
-                          const dnn_meas_exec_mixed_result *r,
-                          const dnn_meas_exec_result *per,
-                          const dnn_meas_exec_params *ep, size_t ranks,
-                          size_t threads) {
+static json_t *mixed_json(const cli_world *w, const mixed_run *run) {
   const dnn_scenario *scn = &w->scn;
   json_t *o = json_object();
   json_object_set_new(o, "scenario", json_string(scn->path));
@@ -692,16 +700,16 @@ static json_t *mixed_json(const cli_world *w, const dnn_prediction *pred,
                       : "copies"));
   json_object_set_new(o, "batch", json_integer((json_int_t)scn->model.batch));
   json_object_set_new(o, "image", json_integer((json_int_t)scn->model.image));
-  json_object_set_new(o, "data", json_integer((json_int_t)ep->data));
-  json_object_set_new(o, "ranks", json_integer((json_int_t)ranks));
-  json_object_set_new(o, "threads", json_integer((json_int_t)threads));
-  json_object_set_new(o, "warmup", json_integer((json_int_t)ep->warmup));
-  json_object_set_new(o, "seed", json_integer((json_int_t)ep->seed));
+  json_object_set_new(o, "data", json_integer((json_int_t)run->ep->data));
+  json_object_set_new(o, "ranks", json_integer((json_int_t)run->ranks));
+  json_object_set_new(o, "threads", json_integer((json_int_t)run->threads));
+  json_object_set_new(o, "warmup", json_integer((json_int_t)run->ep->warmup));
+  json_object_set_new(o, "seed", json_integer((json_int_t)run->ep->seed));
   json_object_set_new(o, "profile", json_string(scn->hardware.profile));
   json_t *arr = json_array();
   for (size_t k = 0; k < scn->training.n_sizes; k++) {
-    const dnn_meas_exec_result *m = &per[k];
-    const dnn_prediction *p = &ms[k].pred;
+    const dnn_meas_exec_result *m = &run->per[k];
+    const dnn_prediction *p = &run->ms[k].pred;
     json_t *so = json_object();
     json_object_set_new(so, "image",
                         json_integer((json_int_t)scn->training.sizes[k].size));
@@ -717,7 +725,7 @@ static json_t *mixed_json(const cli_world *w, const dnn_prediction *pred,
     json_object_set_new(so, "measured", measured_json(m));
     json_t *pr = predicted_json(p);
     json_object_set_new(pr, "technique_iteration_s",
-                        num(pred->techniques.sizes[k].iteration_s));
+                        num(run->pred->techniques.sizes[k].iteration_s));
     json_object_set_new(so, "predicted", pr);
     json_object_set_new(so, "relative_error",
                         num(ran ? rel_err(p->iteration_s, m->iteration.median_s)
@@ -725,16 +733,16 @@ static json_t *mixed_json(const cli_world *w, const dnn_prediction *pred,
     json_array_append_new(arr, so);
   }
   json_object_set_new(o, "sizes", arr);
-  mixed_cmp cm = mixed_compare(w, pred, ms, mx, r);
+  mixed_cmp cm = mixed_compare(w, run->pred, run->ms, run->mx, run->r);
   json_t *mo = json_object();
-  json_object_set_new(mo, "steps", json_integer((json_int_t)r->steps));
-  json_object_set_new(mo, "samples", num(r->samples));
+  json_object_set_new(mo, "steps", json_integer((json_int_t)run->r->steps));
+  json_object_set_new(mo, "samples", num(run->r->samples));
   json_object_set_new(mo, "dataset_size",
                       json_integer((json_int_t)scn->training.dataset_size));
   json_t *me = json_object();
   json_object_set_new(me, "mean_step_s", num(cm.meas_mean_s));
-  json_object_set_new(me, "median_step_s", num(r->step.median_s));
-  json_object_set_new(me, "total_s", num(r->total_s));
+  json_object_set_new(me, "median_step_s", num(run->r->step.median_s));
+  json_object_set_new(me, "total_s", num(run->r->total_s));
   json_object_set_new(me, "epoch_s", num(cm.meas_epoch_s));
   json_object_set_new(mo, "measured", me);
   json_t *pr = json_object();
@@ -743,7 +751,7 @@ static json_t *mixed_json(const cli_world *w, const dnn_prediction *pred,
   json_object_set_new(pr, "epoch_s", num(cm.pred_epoch_s));
   json_object_set_new(pr, "drawn_epoch_s", num(cm.pred_drawn_epoch_s));
   json_object_set_new(pr, "unique_samples_per_step",
-                      num(pred->techniques.unique_samples_per_step));
+                      num(run->pred->techniques.unique_samples_per_step));
   json_object_set_new(mo, "predicted", pr);
   json_object_set_new(mo, "relative_error",
                       num(rel_err(cm.pred_mean_s, cm.meas_mean_s)));
@@ -754,10 +762,10 @@ static json_t *mixed_json(const cli_world *w, const dnn_prediction *pred,
   json_object_set_new(mo, "drawn_epoch_relative_error",
                       num(rel_err(cm.pred_drawn_epoch_s, cm.meas_epoch_s)));
   json_t *sched = json_array();
-  for (size_t i = 0; i < r->steps; i++)
+  for (size_t i = 0; i < run->r->steps; i++)
     json_array_append_new(
         sched, json_integer((json_int_t)scn->training
-                                .sizes[dnn_meas_exec_mixed_size_at(mx, i)]
+                                .sizes[dnn_meas_exec_mixed_size_at(run->mx, i)]
                                 .size));
   json_object_set_new(mo, "schedule", sched);
   json_object_set_new(o, "mixed", mo);
@@ -835,11 +843,11 @@ static dnn_status validate_mixed(const cli_world *w, const dnn_prediction *pred,
   realtime_off(rt);
   alarm(0);
   if (st == DNN_OK && root) {
+    mixed_run run = {pred, ms, mx, &r, per, &ep, ranks, vo->threads};
     if (vo->format == CLI_FORMAT_JSON)
-      *rc = cli_print_json(
-          mixed_json(w, pred, ms, mx, &r, per, &ep, ranks, vo->threads));
+      *rc = cli_print_json(mixed_json(w, &run));
     else
-      mixed_table(w, pred, ms, mx, &r, per, &ep, ranks, vo->threads);
+      mixed_table(w, &run);
   }
   dnn_meas_exec_mixed_free(mx);
   for (size_t k = 0; ms && k < n; k++)

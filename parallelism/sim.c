@@ -902,9 +902,14 @@ dnn_sim_task dnn_sim_task_get(const dnn_sim *s, size_t task) {
   return t;
 }
 
+/* The bytes a trace shows: the task's data bytes when it names them (a
+ * collective moved as an equivalent transfer names its gradient bytes),
+ * else its transfer's. */
 static double task_bytes(const dnn_sim *s, size_t ext) {
   uint32_t x = s->defs[ext].xfer;
-  return x == NONE32 ? s->defs[ext].data_bytes : s->xfers[x].bytes;
+  if (x == NONE32 || s->defs[ext].data_bytes > 0)
+    return s->defs[ext].data_bytes;
+  return s->xfers[x].bytes;
 }
 
 void dnn_sim_task_times(const dnn_sim *s, size_t task, double *start_s,

@@ -379,6 +379,45 @@ static dnn_status walk_device(gb *g, size_t r, size_t q) {
   return emit(g, &t, &ss->opt_task[dv]);
 }
 
+/*
+ * Emits a gradient collective of rank r that takes `time_s` alone. When
+ * the data-parallel group crosses nodes and the nodes' NICs are links of
+ * the simulation, it becomes a transfer on the NIC link of the node of
+ * the rank's first replica, sized so that alone it takes exactly time_s
+ * (w flows, w the data-parallel groups that share a node's NICs, as
+ * stage.c's closed form already charges): pipeline transfers on the same
+ * NICs then slow it down and it slows them, by the link's processor
+ * sharing (docs/models.md §9). The whole time is treated as bandwidth
+ * time (the α part, small for gradient buckets, shares too). Otherwise a
+ * task of fixed duration, as before.
+ */
+static dnn_status coll_task(gb *g, size_t r, dnn_sim_task *t, double time_s,
+                            uint32_t *id) {
+  dnn_strat_sim *ss = g->ss;
+  const dnn__stage_model *sm = &ss->sm;
+  const dnn_comm_topo *tp = &sm->dp_topo;
+  bool crosses = tp->ranks > (tp->ranks_per_node ? tp->ranks_per_node : 1);
+  t->duration_s = time_s;
+  t->bytes = 0;
+  t->link = DNN_SIM_NONE;
+  t->weight = 1;
+  if (crosses && ss->sig.nic_links && time_s > 0) {
+    const dnn_cluster *cl = &sm->in.cluster;
+    double nic = dnn__d(cl->nics_per_node ? cl->nics_per_node : 1) *
+                 cl->inter.bandwidth_Bps;
+    double cap = cl->intra.bandwidth_Bps > 0 ? cl->intra.bandwidth_Bps : nic;
+    size_t groups = 1;
+    if (sm->t > 1 && tp->ranks_per_node > 0)
+      groups = cl->devices_per_node / tp->ranks_per_node;
+    double w = dnn__d(groups > 1 ? groups : 1);
+    t->weight = w;
+    t->bytes = time_s * fmin(cap, nic / w);
+    t->duration_s = 0;
+    t->link = ss->nic_link[dnn__stage_node(sm, dnn__stage_device(sm, r, 0))];
+  }
+  return emit(g, t, id);
+}
+
 /* Allreduce tasks of every rank and their dependencies. */
 static dnn_status allreduces(gb *g) {
   dnn_strat_sim *ss = g->ss;
@@ -397,10 +436,9 @@ static dnn_status allreduces(gb *g) {
     if (sm->overlap) {
       for (size_t k = 0; k < ss->n_buckets[r]; k++) {
         size_t b = ss->bucket_off[r] + k;
-        t.duration_s = ss->bk_time[b];
         t.data_bytes = ss->bk_bytes[b];
         t.layer = ss->bk_layer[b];
-        if ((st = emit(g, &t, &a)))
+        if ((st = coll_task(g, r, &t, ss->bk_time[b], &a)))
           return st;
         for (size_t q = 0; q < ds && !g->retime; q++)
           if ((st = edge(g, g->closer[b * ds + q], a)))
@@ -409,10 +447,9 @@ static dnn_status allreduces(gb *g) {
       if (sm->n_sparse > 0) {
         /* The row-sparse allgathers, once backward is done (§18). */
         t.name = "allgather rows";
-        t.duration_s = sparse;
         t.data_bytes = 0;
         t.layer = NULL;
-        if ((st = emit(g, &t, &a)))
+        if ((st = coll_task(g, r, &t, sparse, &a)))
           return st;
         for (size_t q = 0; q < ds; q++)
           if ((st = edge(g, ss->last_compute[r * ds + q], a)))
@@ -420,9 +457,10 @@ static dnn_status allreduces(gb *g) {
       }
     } else {
       double bytes = dnn__stage_dense_grad_bytes(sm, r);
-      t.duration_s = dnn__stage_allreduce_time(sm, bytes, NULL) + sparse;
       t.data_bytes = bytes;
-      if ((st = emit(g, &t, &a)))
+      if ((st = coll_task(g, r, &t,
+                          dnn__stage_allreduce_time(sm, bytes, NULL) + sparse,
+                          &a)))
         return st;
       for (size_t q = 0; q < ds; q++)
         if ((st = edge(g, ss->last_compute[r * ds + q], a)))

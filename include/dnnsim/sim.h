@@ -92,8 +92,9 @@ typedef struct dnn_sim_task {
   const char *name;  /* e.g. a layer name, "send activations" */
   const char *layer; /* the layer it belongs to, or NULL */
   size_t microbatch; /* or DNN_SIM_NONE */
-  double data_bytes; /* bytes a task without a link moves (a collective at
-                        its closed-form time), for traces; >= 0 */
+  double data_bytes; /* bytes the task stands for, for traces (a collective
+                        at its closed-form time, or moved as an equivalent
+                        transfer); 0: a transfer's own bytes; >= 0 */
 } dnn_sim_task;
 
 /* Time of one device's critical stream, split so that the parts add up to

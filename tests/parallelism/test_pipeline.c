@@ -629,6 +629,60 @@ static void test_transfer_placement(void **state) {
   test_world_free(&w);
 }
 
+/* Gradient collectives of groups that cross nodes are transfers on the
+ * nodes' NIC links: alone (data parallelism only) they take the closed
+ * form, so the engines agree; beside a pipeline's transfers on the same
+ * NICs they share the bandwidth and take longer. */
+static void test_collectives_share_nics(void **state) {
+  (void)state;
+  static const char *nics =
+      "[model]\nname = resnet18\nbatch = 64\n"
+      "[hardware]\nprofile = v100-sxm2\n"
+      "[cluster]\nnodes = 4\ndevices_per_node = 2\nintra_link = nvlink2\n"
+      "inter_link = ib-edr\nnics_per_node = 1\n"
+      "[parallelism]\noverlap = true\nbucket_MB = 3.7\n";
+  world w;
+  load_scn(&w, nics, "");
+  dnn_error e;
+  assert_ok(dnn_scn_build_net(&w.scn, 0, &w.net, &e), &e);
+  /* 8 replicas on 4 nodes, no pipeline: nothing else uses the NICs. */
+  dnn_prediction a = test_world_predict_on(&w, DNN_ENGINE_ANALYTIC);
+  dnn_prediction d = test_world_predict_on(&w, DNN_ENGINE_DES);
+  assert_true(a.breakdown.comm_s > 0);
+  assert_close(d.iteration_s, a.iteration_s, 1e-9);
+  assert_close(d.breakdown.comm_exposed_s, a.breakdown.comm_exposed_s, 1e-9);
+  test_world_free(&w);
+  /* 2 stages x 4 replicas: stage 1 (nodes 2 and 3) allreduces its buckets
+   * while its gradients go back to stage 0 through the same NICs. */
+  load_scn(&w, nics, "parallelism.pipeline=2 parallelism.microbatches=4");
+  assert_ok(dnn_scn_build_net(&w.scn, 0, &w.net, &e), &e);
+  dnn_strat_input in = test_world_input(&w);
+  dnn_strat_sim *ss = NULL;
+  assert_ok(dnn_strat_sim_alloc(&in, &ss, &e), &e);
+  dnn_prediction p;
+  assert_ok(dnn_strat_sim_run(ss, &p, &e), &e);
+  const dnn_sim *sim = dnn_strat_sim_engine(ss);
+  double nic = w.cluster.inter.bandwidth_Bps;
+  double cap = w.cluster.intra.bandwidth_Bps;
+  size_t colls = 0;
+  double most = 0;
+  for (size_t k = 0; k < dnn_sim_task_count(sim); k++) {
+    dnn_sim_task t = dnn_sim_task_get(sim, k);
+    if (t.cat != DNN_SIM_COLLECTIVE)
+      continue;
+    colls++;
+    assert_true(t.link != DNN_SIM_NONE && t.bytes > 0);
+    double solo = t.bytes / fmin(cap, nic / t.weight), s0, s1;
+    dnn_sim_task_times(sim, k, &s0, &s1);
+    assert_true(s1 - s0 >= solo * (1 - 1e-12));
+    most = fmax(most, (s1 - s0) / solo);
+  }
+  assert_true(colls >= 2);
+  assert_true(most > 1.01); /* at least one shared its NIC */
+  dnn_strat_sim_free(ss);
+  test_world_free(&w);
+}
+
 static void test_transfer_weights(void **state) {
   (void)state;
   /* The replicas crossing with replica 0 through its node's NICs, in
@@ -1013,6 +1067,7 @@ int main(void) {
       cmocka_unit_test(test_breakdown_sums),
       cmocka_unit_test(test_engine_choice),
       cmocka_unit_test(test_transfer_placement),
+      cmocka_unit_test(test_collectives_share_nics),
       cmocka_unit_test(test_transfer_weights),
       cmocka_unit_test(test_partition),
       cmocka_unit_test(test_errors),

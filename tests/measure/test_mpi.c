@@ -87,7 +87,10 @@ static void test_sweep(void **state) {
           find(t, DNN_COMM_ALLREDUCE, "default", r, 1048576);
       assert_non_null(small);
       assert_non_null(big);
-      assert_true(big->t.median_s > small->t.median_s);
+      /* The fastest repeats: preemption of oversubscribed ranks (4 on 2
+       * cores, under ASan) only adds time, and can push a 64 B median past
+       * a 1 MiB one; the minima keep the physics. */
+      assert_true(big->t.min_s > small->t.min_s);
       assert_true(big->t.min_s <= big->t.median_s &&
                   big->t.median_s <= big->t.max_s);
       assert_int_equal(big->count, 262144);
@@ -116,7 +119,7 @@ static void test_sweep(void **state) {
     const dnn_meas_coll_row *hi = find(t, DNN_COMM_REDUCE, "local", 1, 1048576);
     assert_non_null(lo);
     assert_non_null(hi);
-    assert_true(hi->t.median_s > lo->t.median_s);
+    assert_true(hi->t.min_s > lo->t.min_s);
     /* Allgather with P ranks splits sizes into multiples of P floats. */
     if (P == 3)
       assert_non_null(find(t, DNN_COMM_ALLGATHER, "default", 3, 60));

@@ -52,11 +52,12 @@ test-sanitize: deps
 # (their runtimes are not valgrind-clean), and so is the slow determinism
 # test (it only runs `dnnsim` children, which valgrind does not follow;
 # test-sanitize checks those). MEMCHECK_SKIP names tests without those
-# labels that cannot run under valgrind: test_meas_mpi calls MPI_Init
-# (OpenMPI leaks in components it unloads) and test_meas_dnnl's oneDNN JIT
-# kernels outrun its timeout.
+# labels that cannot run under valgrind: test_meas_mpi and
+# test_meas_executor_mpi call MPI_Init even alone (OpenMPI leaks in
+# components it unloads; under mpirun they are labelled mpi) and
+# test_meas_dnnl's oneDNN JIT kernels outrun its timeout.
 VALGRIND ?= valgrind
-MEMCHECK_SKIP ?= ^test_meas_mpi$$|^test_meas_dnnl$$
+MEMCHECK_SKIP ?= ^test_meas_mpi$$|^test_meas_executor_mpi$$|^test_meas_dnnl$$
 VGFLAGS  ?= --error-exitcode=99 --leak-check=full \
             --errors-for-leak-kinds=definite,indirect \
             --show-leak-kinds=definite,indirect --track-origins=yes

@@ -507,6 +507,8 @@ double dnn__stage_sparse_time(const dnn__stage_model *sm, size_t r);
 
 /* Optimizer step time for `params` parameters. */
 double dnn__strat_optimizer_time(const dnn_strat_input *in, double params);
+/* a += w b, part by part (expectations over sizes, Monte Carlo draws). */
+void dnn__breakdown_add(dnn_breakdown *a, const dnn_breakdown *b, double w);
 /* Gradient accumulation over m micro-batches of a stage holding `params`
  * parameters, per micro-batch (the (m - 1) accumulating passes spread
  * over m; docs/models.md §8.7). 0 for m <= 1. */

@@ -476,7 +476,7 @@ static dnn_status predict_size(const dnn_strat_input *in,
   return st;
 }
 
-static void add_parts(dnn_breakdown *a, const dnn_breakdown *b, double w) {
+void dnn__breakdown_add(dnn_breakdown *a, const dnn_breakdown *b, double w) {
   a->forward_s += w * b->forward_s;
   a->backward_s += w * b->backward_s;
   a->recompute_s += w * b->recompute_s;
@@ -526,7 +526,7 @@ static dnn_status predict_mixed(const dnn_strat_input *in,
     ss->memory_bytes = p.memory.total_bytes;
     ss->fits_in_memory = p.fits_in_memory;
     fits = fits && p.fits_in_memory;
-    add_parts(&bd, &p.breakdown, w);
+    dnn__breakdown_add(&bd, &p.breakdown, w);
     T += w * p.iteration_s;
     U += w * dnn__d(p.local_batch * d);
     A += w * dnn__d(p.local_batch * d * p.techniques.copies);

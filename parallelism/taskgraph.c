@@ -815,17 +815,6 @@ dnn_status dnn__des_run(const dnn__stage_model *sm, dnn__engine_result *out,
   return dnn__des_run_mc(sm, 1, out, err);
 }
 
-/* Adds w x b into a (breakdowns of Monte Carlo draws). */
-static void add_breakdown(dnn_breakdown *a, const dnn_breakdown *b, double w) {
-  a->forward_s += w * b->forward_s;
-  a->backward_s += w * b->backward_s;
-  a->recompute_s += w * b->recompute_s;
-  a->comm_s += w * b->comm_s;
-  a->comm_exposed_s += w * b->comm_exposed_s;
-  a->bubble_s += w * b->bubble_s;
-  a->optimizer_s += w * b->optimizer_s;
-}
-
 dnn_status dnn__des_run_mc(const dnn__stage_model *sm, size_t draws,
                            dnn__engine_result *out, dnn_error *err) {
   dnn_strat_sim *ss = dnn_calloc(1, sizeof *ss);
@@ -844,7 +833,7 @@ dnn_status dnn__des_run_mc(const dnn__stage_model *sm, size_t draws,
   if (draws > 1) {
     acc.iteration_s = w * out->iteration_s;
     memset(&acc.breakdown, 0, sizeof acc.breakdown);
-    add_breakdown(&acc.breakdown, &out->breakdown, w);
+    dnn__breakdown_add(&acc.breakdown, &out->breakdown, w);
   }
   for (size_t k = 1; st == DNN_OK && k < draws; k++) {
     gb g;
@@ -859,7 +848,7 @@ dnn_status dnn__des_run_mc(const dnn__stage_model *sm, size_t draws,
       st = run_result(ss, &r, err);
     if (st == DNN_OK) {
       acc.iteration_s += w * r.iteration_s;
-      add_breakdown(&acc.breakdown, &r.breakdown, w);
+      dnn__breakdown_add(&acc.breakdown, &r.breakdown, w);
       acc.events += r.events;
     }
   }

@@ -438,32 +438,13 @@ static dnn_status build_conv(ctx *c, const dnn_net *net, size_t i, size_t batch,
 static dnn_status build_fc(ctx *c, const dnn_net *net, size_t i, size_t batch,
                            unit *u, dnn_error *err) {
   const dnn_layer *l = dnn_net_layer(net, i);
-  int64_t src[4], w[4], bias[1], dst[2];
-  int nd;
-  size_t out = l->p.fc.out_features;
-  if (l->in.rank == 3) {
-    nd = 4;
-    src[0] = (int64_t)batch;
-    w[0] = (int64_t)out;
-    for (int k = 0; k < 3; k++)
-      src[k + 1] = w[k + 1] = (int64_t)l->in.dim[k];
-    u->rows = batch;
-    u->cols = dnn_shape_elems(&l->in);
-  } else {
-    nd = 2;
-    size_t feat = l->in.dim[l->in.rank - 1];
-    size_t rows = batch * (l->in.rank == 2 ? l->in.dim[0] : 1);
-    src[0] = (int64_t)rows;
-    src[1] = (int64_t)feat;
-    w[0] = (int64_t)out;
-    w[1] = (int64_t)feat;
-    u->rows = rows;
-    u->cols = feat;
-  }
-  u->outs = out;
-  bias[0] = (int64_t)out;
-  dst[0] = src[0];
-  dst[1] = (int64_t)out;
+  dnn__meas_fc_geom g;
+  dnn__meas_fc_geom_of(l, batch, &g);
+  u->rows = (size_t)g.src[0];
+  u->cols = l->in.rank == 3 ? dnn_shape_elems(&l->in) : (size_t)g.src[1];
+  u->outs = l->p.fc.out_features;
+  int nd = g.nd;
+  const int64_t *src = g.src, *w = g.w, *bias = g.bias, *dst = g.dst;
   dnnl_memory_desc_t smd = dnn__meas_md(nd, src, c->dt, ANY);
   dnnl_memory_desc_t wmd = dnn__meas_md(nd, w, c->dt, ANY);
   dnnl_memory_desc_t bmd = dnn__meas_md(1, bias, c->dt, ANY);

@@ -115,6 +115,29 @@ void dnn__meas_conv_geom_of(const dnn__conv_shape *s, dnn__meas_conv_geom *g) {
   g->pr[1] = pad_right(s->ow, s->sw, s->kw, s->dw, s->iw, s->pw);
 }
 
+void dnn__meas_fc_geom_of(const dnn_layer *l, size_t batch,
+                          dnn__meas_fc_geom *g) {
+  memset(g, 0, sizeof *g);
+  int64_t out = (int64_t)l->p.fc.out_features;
+  if (l->in.rank == 3) {
+    g->nd = 4;
+    g->src[0] = (int64_t)batch;
+    g->w[0] = out;
+    for (int k = 0; k < 3; k++)
+      g->src[k + 1] = g->w[k + 1] = (int64_t)l->in.dim[k];
+  } else {
+    g->nd = 2;
+    int64_t feat = (int64_t)l->in.dim[l->in.rank - 1];
+    g->src[0] = (int64_t)(batch * (l->in.rank == 2 ? l->in.dim[0] : 1));
+    g->src[1] = feat;
+    g->w[0] = out;
+    g->w[1] = feat;
+  }
+  g->bias[0] = out;
+  g->dst[0] = g->src[0];
+  g->dst[1] = out;
+}
+
 void dnn__meas_pool_geom_of(const dnn__pool_shape *s, dnn__meas_pool_geom *g) {
   memset(g, 0, sizeof *g);
   g->src[0] = g->dst[0] = (int64_t)s->n;

@@ -80,6 +80,17 @@ typedef struct dnn__meas_pool_geom {
 
 void dnn__meas_pool_geom_of(const dnn__pool_shape *s, dnn__meas_pool_geom *g);
 
+/* A fully connected layer in oneDNN's terms: on an image (rank 3) the
+ * 4-d source and weights; otherwise 2-d, with the rows of a sequence
+ * (rank 2) folded into the batch. `nd` is 4 or 2; dst is rows x out. */
+typedef struct dnn__meas_fc_geom {
+  int64_t src[4], w[4], bias[1], dst[2];
+  int nd;
+} dnn__meas_fc_geom;
+
+void dnn__meas_fc_geom_of(const dnn_layer *l, size_t batch,
+                          dnn__meas_fc_geom *g);
+
 /* Sets oneDNN's OpenMP thread count (0 keeps it); returns the previous
  * one for dnn__meas_threads_restore (without OpenMP: 0, no effect). */
 int dnn__meas_threads(size_t threads);

@@ -708,30 +708,15 @@ fail:
 
 static dnn_status fc_pds(dnn__xeng *e, xlayer *X, dnn_error *err) {
   const dnn_layer *l = X->l;
-  int64_t src[4], w[4], bias[1], dst[2];
-  int nd;
-  size_t out = l->p.fc.out_features, batch = e->p.mbs;
-  if (l->in.rank == 3) {
-    nd = 4;
-    src[0] = (int64_t)batch;
-    w[0] = (int64_t)out;
-    for (int k = 0; k < 3; k++)
-      src[k + 1] = w[k + 1] = (int64_t)l->in.dim[k];
-  } else if (l->in.rank == 1) {
-    nd = 2;
-    src[0] = (int64_t)batch;
-    src[1] = (int64_t)l->in.dim[0];
-    w[0] = (int64_t)out;
-    w[1] = (int64_t)l->in.dim[0];
-  } else {
+  if (l->in.rank != 3 && l->in.rank != 1)
     return DNN_FAIL(err, DNN_EUNSUPPORTED,
                     "the executor runs fc layers on images and feature "
                     "vectors, not on the sequence of layer '%s'",
                     l->name);
-  }
-  bias[0] = (int64_t)out;
-  dst[0] = (int64_t)batch;
-  dst[1] = (int64_t)out;
+  dnn__meas_fc_geom g;
+  dnn__meas_fc_geom_of(l, e->p.mbs, &g);
+  int nd = g.nd;
+  const int64_t *src = g.src, *w = g.w, *bias = g.bias, *dst = g.dst;
   dnnl_memory_desc_t smd = md_of(nd, src, ANY), wmd = md_of(nd, w, ANY);
   dnnl_memory_desc_t bmd = md_of(1, bias, ANY), dmd = md_of(2, dst, ANY);
   const dnnl_memory_desc_t *bp = l->p.fc.bias ? &bmd : NULL;

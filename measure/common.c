@@ -2,6 +2,7 @@
  * Helpers shared by the kernel back ends (oneDNN, cuDNN): verification
  * metrics (Deep500's L2 and max-norm errors, REFERENCE.md §5.2), test
  * data, the perturbation hook that lets tests see a failing verification,
+ * the directional-derivative check of LSTM gradients,
  * and the mapping from a network layer to a measured row (identity,
  * signature and the model's FLOPs and bytes for the pass and algorithm).
  *
@@ -59,6 +60,68 @@ void dnn__meas_fill(float *x, size_t n, unsigned long long seed) {
     z ^= z >> 31;
     x[i] = (float)((double)(z >> 11) * 0x1.0p-53 * 2.0 - 1.0);
   }
+}
+
+/* L = sum(y * r) of the reference LSTM. */
+static double lstm_loss(size_t T, size_t n, size_t c, size_t h,
+                        float *const in[4], const float *r, double *scratch,
+                        double *y) {
+  dnn__ref_lstm_fwd(T, n, c, h, in[0], in[1], in[2], in[3], scratch, y);
+  double s = 0;
+  for (size_t k = 0; k < T * n * h; k++)
+    s += y[k] * (double)r[k];
+  return s;
+}
+
+/* `step` scales e so that a step moves each gate's pre-activation by about
+ * 2e-2 whatever the fan-in: a fixed step on a 200-wide weight matrix moves
+ * them by ~0.3, far outside the range where central differences are
+ * accurate. */
+double dnn__meas_lstm_dir_check(size_t T, size_t n, size_t c, size_t h,
+                                float *const in[4], float *p, size_t np,
+                                const float *g, const float *r, double step) {
+  float *v = dnn_malloc((np ? np : 1) * sizeof *v);
+  float *save = dnn_malloc((np ? np : 1) * sizeof *save);
+  size_t ny = T * n * h;
+  double *y = dnn_malloc((ny ? ny : 1) * sizeof *y);
+  double *scratch = dnn_malloc((h ? 6 * h : 1) * sizeof *scratch);
+  double rel = INFINITY;
+  if (v == NULL || save == NULL || y == NULL || scratch == NULL)
+    goto done;
+  dnn__meas_fill(v, np, 0xd1ec7ULL);
+  memcpy(save, p, np * sizeof *p);
+  /* Central differences at steps e and e/2, combined by Richardson
+   * extrapolation: the truncation error falls from O(e^2) to O(e^4). */
+  double d[2];
+  for (int q = 0; q < 2; q++) {
+    double e = (q == 0 ? 2e-2 : 1e-2) * step, ep = 0, em = 0;
+    for (size_t k = 0; k < np; k++) {
+      p[k] = (float)((double)save[k] + e * (double)v[k]);
+      ep += ((double)p[k] - (double)save[k]) * (double)v[k];
+    }
+    double lp = lstm_loss(T, n, c, h, in, r, scratch, y);
+    for (size_t k = 0; k < np; k++) {
+      p[k] = (float)((double)save[k] - e * (double)v[k]);
+      em += ((double)save[k] - (double)p[k]) * (double)v[k];
+    }
+    double lm = lstm_loss(T, n, c, h, in, r, scratch, y);
+    /* The step actually taken along v (float rounding of p +- e v). */
+    double vv = 0;
+    for (size_t k = 0; k < np; k++)
+      vv += (double)v[k] * (double)v[k];
+    d[q] = (lp - lm) / ((ep + em) / vv);
+  }
+  memcpy(p, save, np * sizeof *p);
+  double num = (4 * d[1] - d[0]) / 3, dot = 0;
+  for (size_t k = 0; k < np; k++)
+    dot += (double)v[k] * (double)g[k];
+  rel = fabs(num - dot) / (fabs(num) > 1e-12 ? fabs(num) : 1e-12);
+done:
+  dnn_free(v);
+  dnn_free(save);
+  dnn_free(y);
+  dnn_free(scratch);
+  return rel;
 }
 
 /* ------------------------------------------------------------------------ */

@@ -790,68 +790,6 @@ done:
   return st;
 }
 
-/* LSTM loss sum(y * r) of the reference for directional derivatives. */
-static double lstm_loss(const unit *u, const float *x, const float *wx,
-                        const float *wh, const float *bias, const float *r,
-                        double *scratch, double *y) {
-  dnn__ref_lstm_fwd(u->T, u->rows, u->cols, u->H, x, wx, wh, bias, scratch, y);
-  double s = 0;
-  for (size_t k = 0; k < u->T * u->rows * u->H; k++)
-    s += y[k] * (double)r[k];
-  return s;
-}
-
-/* Directional derivative check of one LSTM gradient: along v (n entries of
- * `p`), compare (L(p + e v) - L(p - e v)) / 2e with v . g. `step` scales
- * e so that a step moves each gate's pre-activation by about 2e-2 whatever
- * the fan-in (1 for inputs, 1/sqrt(fan-in) for weights): a fixed step on
- * a 200-wide weight matrix moves them by ~0.3, far outside the range
- * where central differences are accurate. */
-static void lstm_dir(const unit *u, float *p, size_t n, const float *g,
-                     float *const in[4], const float *r, double *scratch,
-                     double *y, double step, double *l2) {
-  float *v = dnn_malloc(n * sizeof *v);
-  float *save = dnn_malloc(n * sizeof *save);
-  if (v == NULL || save == NULL) {
-    dnn_free(v);
-    dnn_free(save);
-    *l2 = INFINITY;
-    return;
-  }
-  dnn__meas_fill(v, n, 0xd1ec7ULL);
-  memcpy(save, p, n * sizeof *p);
-  /* Central differences at steps e and e/2, combined by Richardson
-   * extrapolation: the truncation error falls from O(e^2) to O(e^4). */
-  double d[2];
-  for (int q = 0; q < 2; q++) {
-    double e = (q == 0 ? 2e-2 : 1e-2) * step, ep = 0, em = 0;
-    for (size_t k = 0; k < n; k++) {
-      p[k] = (float)((double)save[k] + e * (double)v[k]);
-      ep += ((double)p[k] - (double)save[k]) * (double)v[k];
-    }
-    double lp = lstm_loss(u, in[0], in[1], in[2], in[3], r, scratch, y);
-    for (size_t k = 0; k < n; k++) {
-      p[k] = (float)((double)save[k] - e * (double)v[k]);
-      em += ((double)save[k] - (double)p[k]) * (double)v[k];
-    }
-    double lm = lstm_loss(u, in[0], in[1], in[2], in[3], r, scratch, y);
-    /* The step actually taken along v (float rounding of p +- e v). */
-    double vv = 0;
-    for (size_t k = 0; k < n; k++)
-      vv += (double)v[k] * (double)v[k];
-    d[q] = (lp - lm) / ((ep + em) / vv);
-  }
-  memcpy(p, save, n * sizeof *p);
-  double num = (4 * d[1] - d[0]) / 3, dot = 0;
-  for (size_t k = 0; k < n; k++)
-    dot += (double)v[k] * (double)g[k];
-  double rel = fabs(num - dot) / (fabs(num) > 1e-12 ? fabs(num) : 1e-12);
-  if (!(rel <= *l2))
-    *l2 = rel;
-  dnn_free(v);
-  dnn_free(save);
-}
-
 /*
  * Verifies the kernel of `pass` of unit `u` (built at the verify batch):
  * relative L2 and max-norm errors in *l2 and *mx.
@@ -1141,8 +1079,11 @@ static dnn_status verify(ctx *c, const dnn_net *net, size_t i, unit *u,
     for (size_t k = 0; k < ng; k++)
       g[k] = (float)((double)g[k] / scale);
     float *const in[4] = {x, wx, wh, bias};
-    lstm_dir(u, pass == DNN_PASS_BWD_DATA ? x : wx, ng, g, in, dy, scratch, y,
-             pass == DNN_PASS_BWD_DATA ? 1.0 : 1.0 / sqrt(dnn__d(C)), l2);
+    double rel = dnn__meas_lstm_dir_check(
+        T, n, C, H, in, pass == DNN_PASS_BWD_DATA ? x : wx, ng, g, dy,
+        pass == DNN_PASS_BWD_DATA ? 1.0 : 1.0 / sqrt(dnn__d(C)));
+    if (!(rel <= *l2))
+      *l2 = rel;
     *mx = *l2;
     break;
   }

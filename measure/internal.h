@@ -62,6 +62,21 @@ double dnn__meas_perturb(dnn_layer_kind kind, dnn_pass pass);
 /* Deterministic pseudo-random fill in [-1, 1) (splitmix64 of seed + i). */
 void dnn__meas_fill(float *x, size_t n, unsigned long long seed);
 
+/*
+ * Directional-derivative check of an LSTM gradient, for the back ends'
+ * LSTM backward kernels (ref.c has no LSTM backward). With the loss
+ * L = sum(y * r) over dnn__ref_lstm_fwd's output y[T][n][h], it compares
+ * the central difference of L along a fixed random direction v of the
+ * tensor `p` (`np` floats; p is in[0] = x or in[1] = wx, restored on
+ * return) with v . g, g being the kernel's gradient of that tensor.
+ * `in` holds x, wx, wh and b in ref.c's layouts; `step` scales the
+ * difference step to the tensor's fan-in (1 for x, 1/sqrt(c) for wx).
+ * Returns the relative error, INFINITY when out of memory.
+ */
+double dnn__meas_lstm_dir_check(size_t T, size_t n, size_t c, size_t h,
+                                float *const in[4], float *p, size_t np,
+                                const float *g, const float *r, double step);
+
 /* ---- Reference kernels (double precision, plain layouts) ---------------- */
 
 /* A 2-D convolution problem (groups divide ic and oc). */

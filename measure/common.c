@@ -62,6 +62,15 @@ void dnn__meas_fill(float *x, size_t n, unsigned long long seed) {
   }
 }
 
+void dnn__meas_lstm_scale_weights(size_t c, size_t h, float *wx, float *wh) {
+  float sx = (float)fmin(0.5, 1.0 / sqrt(dnn__d(c)));
+  float sh = (float)fmin(0.5, 1.0 / sqrt(dnn__d(h)));
+  for (size_t k = 0; k < c * 4 * h; k++)
+    wx[k] *= sx;
+  for (size_t k = 0; k < h * 4 * h; k++)
+    wh[k] *= sh;
+}
+
 /* L = sum(y * r) of the reference LSTM. */
 static double lstm_loss(size_t T, size_t n, size_t c, size_t h,
                         float *const in[4], const float *r, double *scratch,

@@ -981,6 +981,322 @@ fail:
 }
 
 /* ------------------------------------------------------------------------ */
+/* LSTM                                                                     */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * One LSTM layer as cuDNN's RNN API (v8) runs it in training: one
+ * unidirectional layer without projection, sequence-major packed data
+ * x[T][n][c] and y[T][n][h] (every sequence T long: ref.c's layouts),
+ * zero initial and unused final states (hx, cx, hy, cy NULL), cuDNN's
+ * default double bias (the recurrent biases stay 0 when verifying, so the
+ * cell computes ref.c's single-bias LSTM), and a reserve space the
+ * forward fills for the backward. Backward-data leaves in the reserve
+ * space what backward-weights reads, so backward-weights is timed after
+ * one forward and one backward-data (op_prepare).
+ */
+typedef struct lstm {
+  cudnnRNNDescriptor_t rnn;
+  cudnnDropoutDescriptor_t drop;
+  cudnnRNNDataDescriptor_t xd, yd;
+  cudnnTensorDescriptor_t hd;
+  int32_t *seq; /* device: every sequence's length (T) */
+  void *x, *y, *dy, *dx, *w, *dw, *ws, *rs;
+  size_t T, n, c, h;
+  size_t wbytes, wsbytes, rsbytes; /* weight, work and reserve space */
+  dnn_pass pass;
+} lstm;
+
+static void lstm_free(lstm *L) {
+  if (L->rnn)
+    cudnnDestroyRNNDescriptor(L->rnn);
+  if (L->drop)
+    cudnnDestroyDropoutDescriptor(L->drop);
+  if (L->xd)
+    cudnnDestroyRNNDataDescriptor(L->xd);
+  if (L->yd)
+    cudnnDestroyRNNDataDescriptor(L->yd);
+  if (L->hd)
+    cudnnDestroyTensorDescriptor(L->hd);
+  void *bufs[] = {L->seq, L->x, L->y, L->dy, L->dx, L->w, L->dw, L->ws, L->rs};
+  for (size_t k = 0; k < DNN_ARRAY_LEN(bufs); k++)
+    if (bufs[k])
+      cudaFree(bufs[k]);
+  memset(L, 0, sizeof *L);
+}
+
+/* `bytes` of device memory at *p: `elems` random values of the session
+ * dtype from `seed`, or zeros when seed is 0. */
+static dnn_status lstm_buf(gpu *g, void **p, size_t bytes, size_t elems,
+                           unsigned long long seed, dnn_error *err) {
+  dnn_status st = DNN_OK;
+  void *q = NULL;
+  CUDA_TRY(cudaMalloc(&q, bytes ? bytes : 1));
+  *p = q; /* lstm_free frees it from here on */
+  if (seed)
+    return dfill(g, q, elems, false, seed, err);
+  CUDA_TRY(cudaMemset(q, 0, bytes ? bytes : 1));
+fail:
+  return st;
+}
+
+/* Builds layer `i` (an LSTM over in = [T][c]) at `batch`. */
+static dnn_status lstm_make(gpu *g, const dnn_net *net, size_t i, size_t batch,
+                            lstm *L, dnn_error *err) {
+  memset(L, 0, sizeof *L);
+  const dnn_layer *l = dnn_net_layer(net, i);
+  if (l->in.rank != 2)
+    return DNN_EUNSUPPORTED;
+  size_t T = l->in.dim[0], c = l->in.dim[1], h = l->p.lstm.hidden;
+  if (T > INT32_MAX || batch > INT32_MAX || c > INT32_MAX || h > INT32_MAX ||
+      T * batch * (c > h ? c : h) > (size_t)INT32_MAX)
+    return DNN_FAIL(err, DNN_EINVAL,
+                    "LSTM of %zu steps, batch %zu, %zu inputs and %zu units "
+                    "exceeds cuDNN's int sizes",
+                    T, batch, c, h);
+  L->T = T;
+  L->n = batch;
+  L->c = c;
+  L->h = h;
+  dnn_status st = DNN_OK;
+  int *lens = dnn_malloc(batch * sizeof *lens);
+  if (lens == NULL)
+    return DNN_FAIL(err, DNN_ENOMEM, "out of memory");
+  for (size_t k = 0; k < batch; k++)
+    lens[k] = (int)T;
+  CUDNN_TRY(cudnnCreateDropoutDescriptor(&L->drop));
+  /* Dropout 0 needs no random-number states. */
+  CUDNN_TRY(cudnnSetDropoutDescriptor(L->drop, g->dnn, 0.0f, NULL, 0, 0));
+  CUDNN_TRY(cudnnCreateRNNDescriptor(&L->rnn));
+  CUDNN_TRY(cudnnSetRNNDescriptor_v8(
+      L->rnn, CUDNN_RNN_ALGO_STANDARD, CUDNN_LSTM, CUDNN_RNN_DOUBLE_BIAS,
+      CUDNN_UNIDIRECTIONAL, CUDNN_LINEAR_INPUT, g->dt, CUDNN_DATA_FLOAT,
+      g->math, (int32_t)c, (int32_t)h, (int32_t)h, 1, L->drop,
+      CUDNN_RNN_PADDED_IO_DISABLED));
+  CUDNN_TRY(cudnnCreateRNNDataDescriptor(&L->xd));
+  CUDNN_TRY(cudnnCreateRNNDataDescriptor(&L->yd));
+  CUDNN_TRY(cudnnSetRNNDataDescriptor(L->xd, g->dt,
+                                      CUDNN_RNN_DATA_LAYOUT_SEQ_MAJOR_PACKED,
+                                      (int)T, (int)batch, (int)c, lens, NULL));
+  CUDNN_TRY(cudnnSetRNNDataDescriptor(L->yd, g->dt,
+                                      CUDNN_RNN_DATA_LAYOUT_SEQ_MAJOR_PACKED,
+                                      (int)T, (int)batch, (int)h, lens, NULL));
+  int hdim[3] = {1, (int)batch, (int)h};
+  int hstride[3] = {(int)(batch * h), (int)h, 1};
+  CUDNN_TRY(cudnnCreateTensorDescriptor(&L->hd));
+  CUDNN_TRY(cudnnSetTensorNdDescriptor(L->hd, g->dt, 3, hdim, hstride));
+  CUDNN_TRY(cudnnGetRNNWeightSpaceSize(g->dnn, L->rnn, &L->wbytes));
+  CUDNN_TRY(cudnnGetRNNTempSpaceSizes(g->dnn, L->rnn, CUDNN_FWD_MODE_TRAINING,
+                                      L->xd, &L->wsbytes, &L->rsbytes));
+  CUDA_TRY(cudaMalloc((void **)&L->seq, batch * sizeof *L->seq));
+  CUDA_TRY(
+      cudaMemcpy(L->seq, lens, batch * sizeof *L->seq, cudaMemcpyHostToDevice));
+  size_t es = g->esize, nx = T * batch * c, ny = T * batch * h;
+  if ((st = lstm_buf(g, &L->x, nx * es, nx, 341, err)) ||
+      (st = lstm_buf(g, &L->y, ny * es, ny, 342, err)) ||
+      (st = lstm_buf(g, &L->dy, ny * es, ny, 343, err)) ||
+      (st = lstm_buf(g, &L->dx, nx * es, 0, 0, err)) ||
+      (st = lstm_buf(g, &L->w, L->wbytes, L->wbytes / es, 344, err)) ||
+      (st = lstm_buf(g, &L->dw, L->wbytes, 0, 0, err)) ||
+      (st = lstm_buf(g, &L->ws, L->wsbytes, 0, 0, err)) ||
+      (st = lstm_buf(g, &L->rs, L->rsbytes, 0, 0, err)))
+    goto fail;
+  dnn_free(lens);
+  return DNN_OK;
+fail:
+  dnn_free(lens);
+  lstm_free(L);
+  return st;
+}
+
+/* Runs L->pass once (the weight gradients accumulate). */
+static dnn_status lstm_call(gpu *g, lstm *L, dnn_error *err) {
+  dnn_status st = DNN_OK;
+  switch (L->pass) {
+  case DNN_PASS_FWD:
+    CUDNN_TRY(cudnnRNNForward(g->dnn, L->rnn, CUDNN_FWD_MODE_TRAINING, L->seq,
+                              L->xd, L->x, L->yd, L->y, L->hd, NULL, NULL,
+                              L->hd, NULL, NULL, L->wbytes, L->w, L->wsbytes,
+                              L->ws, L->rsbytes, L->rs));
+    break;
+  case DNN_PASS_BWD_DATA:
+    CUDNN_TRY(cudnnRNNBackwardData_v8(
+        g->dnn, L->rnn, L->seq, L->yd, L->y, L->dy, L->xd, L->dx, L->hd, NULL,
+        NULL, NULL, L->hd, NULL, NULL, NULL, L->wbytes, L->w, L->wsbytes, L->ws,
+        L->rsbytes, L->rs));
+    break;
+  default:
+    CUDNN_TRY(cudnnRNNBackwardWeights_v8(
+        g->dnn, L->rnn, CUDNN_WGRAD_MODE_ADD, L->seq, L->xd, L->x, L->hd, NULL,
+        L->yd, L->y, L->wbytes, L->dw, L->wsbytes, L->ws, L->rsbytes, L->rs));
+    break;
+  }
+fail:
+  return st;
+}
+
+/*
+ * Moves weights between ref.c's layouts (wx[c][4][h], wh[h][4][h],
+ * b[4][h]) and the weight space `space` (put: into it, zeroing the rest
+ * first; else out of it; a NULL array is skipped). cuDNN's and ref.c's
+ * gate orders are both i, f, g, o: matrix linLayerID q (input) and 4 + q
+ * (recurrent) belong to gate q and are row-major [h][c] and [h][h]; gate
+ * q's input bias is b's row q and the recurrent biases stay 0. The
+ * matrices' shapes and strides are checked, not assumed.
+ */
+static dnn_status lstm_weights(gpu *g, lstm *L, void *space, bool put,
+                               float *wx, float *wh, const float *b,
+                               dnn_error *err) {
+  dnn_status st = DNN_OK;
+  cudnnTensorDescriptor_t md = NULL, bd = NULL;
+  size_t H = L->h, big = H * (L->c > H ? L->c : H);
+  float *m = dnn_malloc((big ? big : 1) * sizeof *m);
+  if (m == NULL)
+    return DNN_FAIL(err, DNN_ENOMEM, "out of memory");
+  CUDNN_TRY(cudnnCreateTensorDescriptor(&md));
+  CUDNN_TRY(cudnnCreateTensorDescriptor(&bd));
+  if (put)
+    CUDA_TRY(cudaMemset(space, 0, L->wbytes));
+  for (int id = 0; id < 8; id++) {
+    float *w = id < 4 ? wx : wh;
+    if (w == NULL)
+      continue;
+    size_t q = (size_t)id % 4, in = id < 4 ? L->c : H;
+    void *ma = NULL, *ba = NULL;
+    CUDNN_TRY(cudnnGetRNNWeightParams(g->dnn, L->rnn, 0, L->wbytes, space, id,
+                                      md, &ma, bd, &ba));
+    cudnnDataType_t dt;
+    int nd = 0, dims[8], strides[8];
+    CUDNN_TRY(cudnnGetTensorNdDescriptor(md, 8, &dt, &nd, dims, strides));
+    size_t elems = 1;
+    for (int k = 0; k < nd; k++)
+      elems *= (size_t)dims[k];
+    if (ma == NULL || nd < 2 || elems != H * in || (size_t)dims[nd - 2] != H ||
+        strides[nd - 1] != 1 || (size_t)strides[nd - 2] != in) {
+      st = DNN_FAIL(err, DNN_ETOOLFAIL,
+                    "cuDNN's LSTM matrix %d is not a row-major %zu x %zu "
+                    "matrix (%d dims, %zu values)",
+                    id, H, in, nd, elems);
+      goto fail;
+    }
+    if (put) {
+      for (size_t k = 0; k < H; k++)
+        for (size_t j = 0; j < in; j++)
+          m[k * in + j] = w[(j * 4 + q) * H + k];
+      if ((st = upload(g, ma, m, H * in, err)))
+        goto fail;
+      if (id < 4 && ba != NULL && (st = upload(g, ba, b + q * H, H, err)))
+        goto fail;
+    } else {
+      if ((st = download(g, m, ma, H * in, err)))
+        goto fail;
+      for (size_t k = 0; k < H; k++)
+        for (size_t j = 0; j < in; j++)
+          w[(j * 4 + q) * H + k] = m[k * in + j];
+    }
+  }
+fail:
+  if (md)
+    cudnnDestroyTensorDescriptor(md);
+  if (bd)
+    cudnnDestroyTensorDescriptor(bd);
+  dnn_free(m);
+  return st;
+}
+
+/* Rounds host data to what the device holds in the session dtype. */
+static void as_device(const gpu *g, float *x, size_t n) {
+  for (size_t k = 0; g->esize == 2 && k < n; k++)
+    x[k] = g->dtype == DNN_DTYPE_BF16 ? from_bf16(to_bf16(x[k]))
+                                      : from_half(to_half(x[k]));
+}
+
+/*
+ * Verifies `pass` of L (built at the verify batch) on the data dnnl.c
+ * verifies its LSTM with: the forward's y against ref.c (relative L2 and
+ * max-norm), the gradients of x and wx by the directional-derivative
+ * check (common.c), whose relative error goes to both *l2 and *mx.
+ */
+static dnn_status lstm_verify(gpu *g, lstm *L, dnn_pass pass, double scale,
+                              double *l2, double *mx, dnn_error *err) {
+  size_t T = L->T, n = L->n, C = L->c, H = L->h;
+  size_t nx = T * n * C, ny = T * n * H, nwx = C * 4 * H, nwh = H * 4 * H;
+  size_t big = nx > ny ? nx : ny;
+  big = big > nwx ? big : nwx;
+  dnn_status st = DNN_OK;
+  float *x = dnn_malloc(nx * sizeof *x), *wx = dnn_malloc(nwx * sizeof *wx);
+  float *wh = dnn_malloc(nwh * sizeof *wh), *b = dnn_malloc(4 * H * sizeof *b);
+  float *dy = dnn_malloc(ny * sizeof *dy), *got = dnn_malloc(big * sizeof *got);
+  double *y = dnn_malloc(ny * sizeof *y);
+  double *scratch = dnn_malloc(6 * H * sizeof *scratch);
+  if (!x || !wx || !wh || !b || !dy || !got || !y || !scratch) {
+    st = DNN_FAIL(err, DNN_ENOMEM, "out of memory verifying an LSTM");
+    goto done;
+  }
+  dnn__meas_fill(x, nx, 71);
+  dnn__meas_fill(wx, nwx, 72);
+  dnn__meas_fill(wh, nwh, 73);
+  dnn__meas_fill(b, 4 * H, 74);
+  dnn__meas_fill(dy, ny, 75);
+  dnn__meas_lstm_scale_weights(C, H, wx, wh);
+  as_device(g, x, nx);
+  as_device(g, wx, nwx);
+  as_device(g, wh, nwh);
+  as_device(g, b, 4 * H);
+  as_device(g, dy, ny);
+  if ((st = upload(g, L->x, x, nx, err)) ||
+      (st = lstm_weights(g, L, L->w, true, wx, wh, b, err)))
+    goto done;
+  L->pass = DNN_PASS_FWD;
+  if ((st = lstm_call(g, L, err)))
+    goto done;
+  if (pass == DNN_PASS_FWD) {
+    dnn__ref_lstm_fwd(T, n, C, H, x, wx, wh, b, scratch, y);
+    for (size_t k = 0; k < ny; k++)
+      y[k] *= scale;
+    if ((st = download(g, got, L->y, ny, err)))
+      goto done;
+    dnn__meas_compare(got, y, ny, l2, mx);
+    goto done;
+  }
+  if ((st = upload(g, L->dy, dy, ny, err)))
+    goto done;
+  L->pass = DNN_PASS_BWD_DATA;
+  if ((st = lstm_call(g, L, err)))
+    goto done;
+  size_t ng = nx;
+  if (pass == DNN_PASS_BWD_DATA) {
+    if ((st = download(g, got, L->dx, nx, err)))
+      goto done;
+  } else {
+    CUDA_TRY(cudaMemset(L->dw, 0, L->wbytes));
+    L->pass = DNN_PASS_BWD_WEIGHTS;
+    if ((st = lstm_call(g, L, err)) ||
+        (st = lstm_weights(g, L, L->dw, false, got, NULL, NULL, err)))
+      goto done;
+    ng = nwx;
+  }
+  for (size_t k = 0; k < ng; k++)
+    got[k] = (float)((double)got[k] / scale);
+  float *const in[4] = {x, wx, wh, b};
+  bool data = pass == DNN_PASS_BWD_DATA;
+  *l2 = *mx = dnn__meas_lstm_dir_check(T, n, C, H, in, data ? x : wx, ng, got,
+                                       dy, data ? 1.0 : 1.0 / sqrt(dnn__d(C)));
+  goto done;
+fail:
+done:
+  dnn_free(x);
+  dnn_free(wx);
+  dnn_free(wh);
+  dnn_free(b);
+  dnn_free(dy);
+  dnn_free(got);
+  dnn_free(y);
+  dnn_free(scratch);
+  return st;
+}
+
+/* ------------------------------------------------------------------------ */
 /* Other kernels                                                            */
 /* ------------------------------------------------------------------------ */
 
@@ -995,6 +1311,7 @@ typedef struct op {
   size_t rows, cols, outs, hw;
   dnn__pool_shape ps;
   dnn_act a;
+  lstm L; /* an LSTM's own descriptors and buffers */
 } op;
 
 static void op_free(op *o) {
@@ -1008,6 +1325,7 @@ static void op_free(op *o) {
     cudnnDestroyPoolingDescriptor(o->pool);
   if (o->act)
     cudnnDestroyActivationDescriptor(o->act);
+  lstm_free(&o->L);
   dbufs_free(&o->b);
   memset(o, 0, sizeof *o);
 }
@@ -1016,7 +1334,7 @@ static void op_free(op *o) {
  * this back end leaves to the roofline. Buffers: fc 0 x, 1 w, 2 y, 3 dx,
  * 4 dw, 5 dy; pooling 0 x, 1 y, 2 dy, 3 dx; batch norm 0 x, 1 y, 2 dy,
  * 3 dx, 4 scale, 5 bias, 6 dscale, 7 dbias (float); activation and
- * softmax 0 x, 1 y, 2 dy, 3 dx; add 0 a, 1 c. */
+ * softmax 0 x, 1 y, 2 dy, 3 dx; add 0 a, 1 c; an LSTM has its own (o->L). */
 static dnn_status op_make(gpu *g, const dnn_net *net, size_t i, size_t batch,
                           op *o, dnn_error *err) {
   memset(o, 0, sizeof *o);
@@ -1131,6 +1449,10 @@ static dnn_status op_make(gpu *g, const dnn_net *net, size_t i, size_t batch,
       goto fail;
     return DNN_OK;
   }
+  case DNN_LAYER_LSTM:
+    if ((st = lstm_make(g, net, i, batch, &o->L, err)))
+      goto fail;
+    return DNN_OK;
   default:
     return DNN_EUNSUPPORTED;
   }
@@ -1146,6 +1468,7 @@ static bool op_has(const op *o, dnn_pass pass, bool *fused) {
   switch (o->kind) {
   case DNN_LAYER_FC:
   case DNN_LAYER_BATCHNORM:
+  case DNN_LAYER_LSTM:
     return true;
   case DNN_LAYER_ADD:
     return pass == DNN_PASS_FWD;
@@ -1230,6 +1553,9 @@ static dnn_status op_call(gpu *g, void *ud, dnn_error *err) {
   case DNN_LAYER_ADD:
     CUDNN_TRY(cudnnAddTensor(g->dnn, &one, o->x, p[0], &one, o->x, p[1]));
     break;
+  case DNN_LAYER_LSTM:
+    o->L.pass = o->pass;
+    return lstm_call(g, &o->L, err);
   default:
     break;
   }
@@ -1237,9 +1563,28 @@ fail:
   return st;
 }
 
+/* Runs, untimed, the passes whose results `pass` of o reads: the forward
+ * for a backward pass, and an LSTM's backward-data too for its
+ * backward-weights (lstm). */
+static dnn_status op_prepare(gpu *g, op *o, dnn_pass pass, dnn_error *err) {
+  dnn_status st = DNN_OK;
+  if (pass == DNN_PASS_FWD)
+    return DNN_OK;
+  o->pass = DNN_PASS_FWD;
+  if ((st = op_call(g, o, err)))
+    return st;
+  if (o->kind == DNN_LAYER_LSTM && pass == DNN_PASS_BWD_WEIGHTS) {
+    o->pass = DNN_PASS_BWD_DATA;
+    st = op_call(g, o, err);
+  }
+  return st;
+}
+
 /* Verifies `pass` of o (built at the verify batch). */
 static dnn_status op_verify(gpu *g, op *o, dnn_pass pass, double scale,
                             double *l2, double *mx, dnn_error *err) {
+  if (o->kind == DNN_LAYER_LSTM)
+    return lstm_verify(g, &o->L, pass, scale, l2, mx, err);
   dnn_status st = DNN_OK;
   size_t n0 = o->b.n[0], big = 0;
   for (size_t k = 0; k < NBUF; k++)
@@ -1705,14 +2050,11 @@ static dnn_status op_layer(gpu *g, const dnn_net *net, size_t i,
       if (row_done(p, &r))
         continue;
       dnn_error_clear(&e);
-      if (pass != DNN_PASS_FWD) {
-        o.pass = DNN_PASS_FWD; /* the backward reads the forward's output */
-        if (op_call(g, &o, &e) != DNN_OK) {
-          if ((st = kernel_failed(g, &e, err)) == DNN_OK)
-            skipped(p, l, (dnn_pass)pass, DNN_CONV_ALGO_COUNT, batch,
-                    "its forward failed: %s", e.msg);
-          continue;
-        }
+      if (op_prepare(g, &o, (dnn_pass)pass, &e) != DNN_OK) {
+        if ((st = kernel_failed(g, &e, err)) == DNN_OK)
+          skipped(p, l, (dnn_pass)pass, DNN_CONV_ALGO_COUNT, batch,
+                  "the passes it reads failed: %s", e.msg);
+        continue;
       }
       o.pass =
           fused && pass != DNN_PASS_FWD ? DNN_PASS_BWD_DATA : (dnn_pass)pass;

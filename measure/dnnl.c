@@ -1033,15 +1033,7 @@ static dnn_status verify(ctx *c, const dnn_net *net, size_t i, unit *u,
     double *y = vout(&b, 0, T * n * H), *scratch = vout(&b, 1, 6 * H);
     if (!x || !wx || !wh || !bias || !dy || !y || !scratch)
       NOMEM;
-    /* Moderate weights keep the gates out of saturation: at most 0.5,
-     * and 1/sqrt(fan-in) for wide layers (Glorot's scaling), so that a
-     * gate's pre-activation stays O(1) at any width. */
-    float sx = (float)fmin(0.5, 1.0 / sqrt(dnn__d(C)));
-    float sh = (float)fmin(0.5, 1.0 / sqrt(dnn__d(H)));
-    for (size_t k = 0; k < C * 4 * H; k++)
-      wx[k] *= sx;
-    for (size_t k = 0; k < H * 4 * H; k++)
-      wh[k] *= sh;
+    dnn__meas_lstm_scale_weights(C, H, wx, wh);
     TRY(job_set(c, f, DNNL_ARG_SRC_LAYER, x, err));
     TRY(job_set(c, f, DNNL_ARG_WEIGHTS_LAYER, wx, err));
     TRY(job_set(c, f, DNNL_ARG_WEIGHTS_ITER, wh, err));

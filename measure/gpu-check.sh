@@ -73,6 +73,16 @@ tail -2 "$out/alexnet.txt"
 "$dnnsim" calibrate check --profile "$out/gpu-resnet18.ini" \
   --kernels "$out/gpu-alexnet.meas.csv" --model-only || status=1
 
+step "LSTM: ncc (embedding + 2 LSTMs) through cuDNN's RNN API, batches 1 and 8"
+"$dnnsim" calibrate gpu --quick --network ncc --batch 1,8 \
+  -o "$out/gpu-ncc.ini" >"$out/ncc.txt" 2>&1 || status=1
+tail -2 "$out/ncc.txt"
+if [ -f "$out/gpu-ncc.meas.csv" ]; then
+  n=$(awk -F, '$5 == "lstm"' "$out/gpu-ncc.meas.csv" | wc -l)
+  echo "lstm rows: $n (2 layers x 3 passes x 2 batches expected: 12)"
+  [ "$n" -eq 12 ] || status=1
+fi
+
 step "summary"
 csv=$out/gpu-resnet18.meas.csv
 if [ -f "$csv" ]; then

@@ -27,6 +27,8 @@
 #                                                             est. 15 s, cap 90
 #   b' GPU tests: ctest -L gpu (test_meas_cuda; calibrate_cli_gpu repeats c
 #      and is left out), or the prebuilt test binary         est. 15 s, cap 90
+#   g  NCC's LSTM kernel table through cuDNN's RNN API (first run on a
+#      device), batches 1, 8, 64                            est. 15 s, cap 60
 #   d1 AlexNet kernel table: every conv algorithm, 224 px, batches 1..256
 #      (powers of two, the µ-cuDNN sizes), --base datasheet   est. 40 s, cap 150
 #   e1 AlexNet µ-cuDNN at 8, 64, 512 MiB: plans from the datasheet profile,
@@ -297,6 +299,14 @@ summary() {
       echo "---- b': GPU tests"
       grep -E "tests passed|tests failed|PASSED|FAILED|SKIPPED|Error|ERROR" "$W/b-tests.out" | head -12
     fi
+    if [ -e "$W/g-ncc.out" ]; then
+      echo
+      echo "---- g: ncc (embedding + 2 LSTMs) through cuDNN, batches 1,8,64"
+      grep -E "^fit:|^measured|skipp|fails|dnnsim:" "$W/g-ncc.out" | head -8 | cut -c1-300
+      csv=$W/ncc.meas.csv
+      [ -s "$csv" ] || csv=$W/ncc.meas.csv.part
+      [ -s "$csv" ] && awk -F, '$5 == "lstm" {printf "%s %s b=%s: %.4g ms (verify L2 %s)\n", $3, $6, $9, 1e3 * $16, $23}' "$csv" | head -18
+    fi
     for net in alexnet resnet18; do
       [ -e "$W/d-$net.out" ] || continue
       echo
@@ -383,6 +393,15 @@ if [ "$TEST" = ctest ]; then
   run b-tests 90 0 sh -c "cd '$BUILD' && ctest -L gpu -E calibrate_cli_gpu --output-on-failure --timeout 80"
 elif [ -n "$TEST" ]; then
   run b-tests 90 0 "$TEST"
+fi
+
+# ---- g: NCC's LSTMs through cuDNN's RNN API ------------------------------
+# Written without a device (Nov 2026): its first run on a GPU is here,
+# before the longer steps. Rows of lstm_1/lstm_2 with their verification
+# errors go to the summary.
+if [ -n "$BIN" ]; then
+  (cd "$W" && run g-ncc 60 300 "$BIN" calibrate gpu --quick --network ncc \
+    --batch 1,8,64 -o "$W/ncc.ini")
 fi
 
 # ---- d, e: kernel tables and µ-cuDNN validation, per network ------------

@@ -73,6 +73,11 @@ void dnn__meas_fill(float *x, size_t n, unsigned long long seed);
  * difference step to the tensor's fan-in (1 for x, 1/sqrt(c) for wx).
  * Returns the relative error, INFINITY when out of memory.
  */
+/* Scales LSTM verification weights (wx[c][4][h], wh[h][4][h], filled in
+ * [-1, 1)) by min(0.5, 1/sqrt(fan-in)) (Glorot's scaling), so that the
+ * gates stay out of saturation at any width. */
+void dnn__meas_lstm_scale_weights(size_t c, size_t h, float *wx, float *wh);
+
 double dnn__meas_lstm_dir_check(size_t T, size_t n, size_t c, size_t h,
                                 float *const in[4], float *p, size_t np,
                                 const float *g, const float *r, double step);

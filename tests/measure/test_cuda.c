@@ -49,6 +49,23 @@ static dnn_net *small_cnn(void) {
   return net;
 }
 
+/* An LSTM straight on the input: x[T = 4][c = 6], 7 units. */
+static dnn_net *small_lstm(void) {
+  dnn_net *net = NULL;
+  dnn_error e;
+  assert_ok(dnn_net_alloc("tiny-lstm", &net, &e), &e);
+  dnn_layer_spec sp = dnn_layer_default_spec(DNN_LAYER_INPUT);
+  sp.input_shape.rank = 2;
+  sp.input_shape.dim[0] = 4;
+  sp.input_shape.dim[1] = 6;
+  add(net, sp, "data", NULL);
+  sp = dnn_layer_default_spec(DNN_LAYER_LSTM);
+  sp.p.lstm.hidden = 7;
+  sp.p.lstm.return_sequences = true;
+  add(net, sp, "lstm", "data");
+  return net;
+}
+
 static dnn_status on_row(void *ud, const dnn_meas_kernel_row *r,
                          dnn_error *err) {
   return dnn_meas_kernel_table_add(ud, r, err);
@@ -104,6 +121,72 @@ static void test_no_device_or_kernels(void **state) {
   dnn_net_free(net);
 }
 
+static size_t rows_of(const dnn_meas_kernel_table *t, const char *layer,
+                      dnn_pass pass) {
+  size_t n = 0;
+  for (size_t i = 0; i < dnn_meas_kernel_table_count(t); i++) {
+    const dnn_meas_kernel_row *r = dnn_meas_kernel_table_get(t, i);
+    n += strcmp(r->layer, layer) == 0 && r->pass == pass;
+  }
+  return n;
+}
+
+static void on_skip(void *ud, const char *layer, dnn_pass pass,
+                    dnn_conv_algo algo, size_t batch, const char *why) {
+  (void)layer;
+  (void)pass;
+  (void)algo;
+  (void)batch;
+  snprintf(ud, DNN_ERROR_MSG_MAX, "%s", why);
+}
+
+/* The cuDNN LSTM's three passes are verified (forward against ref.c, the
+ * gradients by directional derivatives) and timed; a pass whose check
+ * fails is left out and reported, the others still measured. */
+static void test_lstm(void **state) {
+  (void)state;
+  need_gpu();
+  dnn_net *net = small_lstm();
+  dnn_meas_kernel_table *t = NULL;
+  dnn_error e;
+  assert_ok(dnn_meas_kernel_table_alloc(&t, &e), &e);
+  static const size_t batches[] = {2, 8};
+  char why[DNN_ERROR_MSG_MAX] = "";
+  dnn_meas_kernel_params p = dnn_meas_kernel_default_params();
+  p.batches = batches;
+  p.n_batches = 2;
+  p.repeat = dnn_meas_repeat_quick_params();
+  p.verify_rel_l2 = 1e-3;
+  p.verify_max_rel = 1e-2;
+  p.on_row = on_row;
+  p.row_ud = t;
+  p.on_skip = on_skip;
+  p.skip_ud = why;
+  assert_ok(dnn_meas_gpu_kernels(net, &p, &e), &e);
+  assert_string_equal(why, "");
+  for (int pass = 0; pass < DNN_PASS_COUNT; pass++)
+    assert_int_equal(rows_of(t, "lstm", (dnn_pass)pass), 2);
+  for (size_t i = 0; i < dnn_meas_kernel_table_count(t); i++) {
+    const dnn_meas_kernel_row *r = dnn_meas_kernel_table_get(t, i);
+    assert_true(r->t.median_s > 0 && r->t.median_s < 1);
+    assert_true(r->verify_rel_l2 <= 1e-3);
+    assert_string_equal(r->backend, "cudnn");
+  }
+  dnn_meas_kernel_table_free(t);
+  t = NULL;
+  assert_ok(dnn_meas_kernel_table_alloc(&t, &e), &e);
+  p.row_ud = t;
+  dnn_meas_verify_perturb(DNN_LAYER_LSTM, DNN_PASS_BWD_WEIGHTS, 1.5);
+  dnn_status st = dnn_meas_gpu_kernels(net, &p, &e);
+  dnn_meas_verify_perturb(DNN_LAYER_LSTM, DNN_PASS_BWD_WEIGHTS, 1);
+  assert_ok(st, &e);
+  assert_contains(why, "fails verification");
+  assert_int_equal(rows_of(t, "lstm", DNN_PASS_BWD_WEIGHTS), 0);
+  assert_int_equal(rows_of(t, "lstm", DNN_PASS_FWD), 2);
+  dnn_meas_kernel_table_free(t);
+  dnn_net_free(net);
+}
+
 static void test_peaks(void **state) {
   (void)state;
   need_gpu();
@@ -140,6 +223,7 @@ int main(void) {
       cmocka_unit_test(test_sweep_without_device),
       cmocka_unit_test(test_no_device_or_kernels),
       cmocka_unit_test(test_peaks),
+      cmocka_unit_test(test_lstm),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -48,157 +48,23 @@
 
 #if !DNNSIM_HAVE_DNNL
 
-struct dnn__xeng {
-  int unused;
-};
-
 int dnn__xeng_threads(size_t threads) {
   (void)threads;
   return 0;
 }
+
 void dnn__xeng_threads_restore(int prev) {
   (void)prev;
 }
 
-dnn_status dnn__xeng_alloc(const dnn__xeng_params *p, dnn__xeng **out,
-                           dnn_error *err) {
+dnn_status dnn__xeng_dnnl_alloc(const dnn__xeng_params *p, dnn__xeng **out,
+                                dnn_error *err) {
   (void)p;
   *out = NULL;
   return DNN_FAIL(err, DNN_EUNSUPPORTED,
                   "the executor needs oneDNN: this dnnsim was built without "
                   "it (install libdnnl-dev and rebuild with "
                   "-DDNNSIM_WITH_DNNL=ON)");
-}
-void dnn__xeng_free(dnn__xeng *e) {
-  (void)e;
-}
-bool dnn__xeng_runs(const dnn__xeng *e, size_t i, dnn_pass pass) {
-  (void)e;
-  (void)i;
-  (void)pass;
-  return false;
-}
-dnn_status dnn__xeng_run(dnn__xeng *e, size_t i, dnn_pass pass, size_t slot,
-                         bool accumulate, double *glue_s, dnn_error *err) {
-  (void)e;
-  (void)i;
-  (void)pass;
-  (void)slot;
-  (void)accumulate;
-  (void)glue_s;
-  return DNN_FAIL(err, DNN_EUNSUPPORTED, "no oneDNN");
-}
-double dnn__xeng_fused_share(const dnn__xeng *e, size_t i) {
-  (void)e;
-  (void)i;
-  return 1;
-}
-dnn_status dnn__xeng_update(dnn__xeng *e, dnn_error *err) {
-  (void)e;
-  return DNN_FAIL(err, DNN_EUNSUPPORTED, "no oneDNN");
-}
-float *dnn__xeng_grads(dnn__xeng *e, size_t *n) {
-  (void)e;
-  *n = 0;
-  return NULL;
-}
-void dnn__xeng_grad_range(const dnn__xeng *e, size_t lo, size_t hi, size_t *off,
-                          size_t *n) {
-  (void)e;
-  (void)lo;
-  (void)hi;
-  *off = *n = 0;
-}
-size_t dnn__xeng_params_count(const dnn__xeng *e) {
-  (void)e;
-  return 0;
-}
-dnn_status dnn__xeng_share_params(dnn__xeng *e, const dnn__xeng *owner,
-                                  dnn_error *err) {
-  (void)e;
-  (void)owner;
-  return DNN_FAIL(err, DNN_EUNSUPPORTED, "no oneDNN");
-}
-size_t dnn__xeng_n_in(const dnn__xeng *e) {
-  (void)e;
-  return 0;
-}
-size_t dnn__xeng_n_out(const dnn__xeng *e) {
-  (void)e;
-  return 0;
-}
-size_t dnn__xeng_in_layer(const dnn__xeng *e, size_t k) {
-  (void)e;
-  return k;
-}
-size_t dnn__xeng_out_layer(const dnn__xeng *e, size_t k) {
-  (void)e;
-  return k;
-}
-size_t dnn__xeng_in_floats(const dnn__xeng *e, size_t k) {
-  (void)e;
-  (void)k;
-  return 0;
-}
-size_t dnn__xeng_out_floats(const dnn__xeng *e, size_t k) {
-  (void)e;
-  (void)k;
-  return 0;
-}
-float *dnn__xeng_in_act(dnn__xeng *e, size_t k, size_t slot, size_t *n,
-                        size_t *layer) {
-  (void)e;
-  (void)k;
-  (void)slot;
-  *n = *layer = 0;
-  return NULL;
-}
-dnn_status dnn__xeng_out_act(dnn__xeng *e, size_t k, size_t slot, float **buf,
-                             size_t *n, size_t *layer, dnn_error *err) {
-  (void)e;
-  (void)k;
-  (void)slot;
-  *buf = NULL;
-  *n = *layer = 0;
-  return DNN_FAIL(err, DNN_EUNSUPPORTED, "no oneDNN");
-}
-bool dnn__xeng_in_needs_grad(const dnn__xeng *e, size_t k) {
-  (void)e;
-  (void)k;
-  return false;
-}
-bool dnn__xeng_out_needs_grad(const dnn__xeng *e, size_t k) {
-  (void)e;
-  (void)k;
-  return false;
-}
-float *dnn__xeng_out_grad(dnn__xeng *e, size_t k, size_t *n) {
-  (void)e;
-  (void)k;
-  *n = 0;
-  return NULL;
-}
-dnn_status dnn__xeng_out_grad_apply(dnn__xeng *e, size_t k, size_t slot,
-                                    dnn_error *err) {
-  (void)e;
-  (void)k;
-  (void)slot;
-  return DNN_FAIL(err, DNN_EUNSUPPORTED, "no oneDNN");
-}
-float *dnn__xeng_in_grad(dnn__xeng *e, size_t k, size_t slot, size_t *n) {
-  (void)e;
-  (void)k;
-  (void)slot;
-  *n = 0;
-  return NULL;
-}
-size_t dnn__xeng_dims(const dnn__xeng *e, size_t i, bool output,
-                      size_t dims[DNN_SHAPE_MAX_RANK + 1]) {
-  (void)e;
-  (void)i;
-  (void)output;
-  (void)dims;
-  return 0;
 }
 
 #else
@@ -287,7 +153,11 @@ typedef struct xlayer {
   size_t out_rank, out_dims[DNN_SHAPE_MAX_RANK + 1];
 } xlayer;
 
-struct dnn__xeng {
+typedef struct xd xd;
+
+/* The oneDNN engine. */
+struct xd {
+  dnn__xeng base; /* first: the operations table */
   dnn__xeng_params p;
   size_t L, last; /* layers of the network; the stage ends before last */
   dnnl_engine_t eng;
@@ -295,7 +165,7 @@ struct dnn__xeng {
   dnnl_primitive_attr_t attr; /* user scratchpad */
   xlayer *layers;             /* L entries (in_stage for the stage's) */
   xtensor *t;                 /* L entries */
-  size_t *cons, *cons_off;    /* consumers of each layer's output (CSR) */
+  dnn__xplan pl;              /* the stage's tensors */
   /* Owned objects. */
   xbuf **bufs;
   size_t n_bufs, cap_bufs;
@@ -311,9 +181,8 @@ struct dnn__xeng {
   void *scratch_raw;
   void *scratch;
   size_t scratch_bytes;
-  size_t *in, n_in, *out, n_out; /* boundary tensors (producer layers) */
-  size_t step;                   /* optimizer steps (Adam's bias correction) */
-  unsigned long long rng;        /* dropout masks */
+  size_t step;            /* optimizer steps (Adam's bias correction) */
+  unsigned long long rng; /* dropout masks */
 };
 
 #define TRY(x)                                                                 \
@@ -327,7 +196,7 @@ static dnn_status nomem(dnn_error *err) {
 }
 
 /* Keeps a primitive or descriptor for destruction. */
-static dnn_status keep_prim(dnn__xeng *e, dnnl_primitive_t p, dnn_error *err) {
+static dnn_status keep_prim(xd *e, dnnl_primitive_t p, dnn_error *err) {
   if (!dnn__grow((void **)&e->prims, &e->cap_prims, e->n_prims + 1,
                  sizeof *e->prims)) {
     dnnl_primitive_destroy(p);
@@ -337,8 +206,7 @@ static dnn_status keep_prim(dnn__xeng *e, dnnl_primitive_t p, dnn_error *err) {
   return DNN_OK;
 }
 
-static dnn_status keep_pd(dnn__xeng *e, dnnl_primitive_desc_t pd,
-                          dnn_error *err) {
+static dnn_status keep_pd(xd *e, dnnl_primitive_desc_t pd, dnn_error *err) {
   if (!dnn__grow((void **)&e->pds, &e->cap_pds, e->n_pds + 1, sizeof *e->pds)) {
     dnnl_primitive_desc_destroy(pd);
     return nomem(err);
@@ -348,7 +216,7 @@ static dnn_status keep_pd(dnn__xeng *e, dnnl_primitive_desc_t pd,
 }
 
 /* Creates the primitive of a kept descriptor and keeps it. */
-static dnn_status make_prim(dnn__xeng *e, dnnl_primitive_desc_t pd,
+static dnn_status make_prim(xd *e, dnnl_primitive_desc_t pd,
                             dnnl_primitive_t *out, dnn_error *err) {
   dnn_status st = DNN_OK;
   *out = NULL;
@@ -377,7 +245,7 @@ static bool md_is_plain(const dnnl_memory_desc_t *md) {
 }
 
 /* The plain layout of layer j's output at the micro-batch. */
-static dnnl_memory_desc_t out_md_plain(const dnn__xeng *e, size_t j) {
+static dnnl_memory_desc_t out_md_plain(const xd *e, size_t j) {
   dnnl_dims_t d;
   int nd = dnn__meas_batch_dims(&dnn_net_layer(e->p.net, j)->out, e->p.mbs, d);
   return md_of(nd, d, dnn__meas_plain_tag(nd));
@@ -389,7 +257,7 @@ static size_t md_floats(const dnnl_memory_desc_t *md) {
 
 /* A new buffer for `n` memories (none created yet) with descriptor `md`,
  * in the engine's list for dnn__xeng_free; NULL when out of memory. */
-static xbuf *buf_add(dnn__xeng *e, const dnnl_memory_desc_t *md, size_t n) {
+static xbuf *buf_add(xd *e, const dnnl_memory_desc_t *md, size_t n) {
   if (!dnn__grow((void **)&e->bufs, &e->cap_bufs, e->n_bufs + 1,
                  sizeof *e->bufs))
     return NULL;
@@ -404,9 +272,8 @@ static xbuf *buf_add(dnn__xeng *e, const dnnl_memory_desc_t *md, size_t n) {
 
 /* A new buffer; `per_slot` gives one memory per slot. Random contents
  * when `fill` (seeded), else zeros. */
-static dnn_status buf_new(dnn__xeng *e, const dnnl_memory_desc_t *md,
-                          bool per_slot, bool fill, xbuf **out,
-                          dnn_error *err) {
+static dnn_status buf_new(xd *e, const dnnl_memory_desc_t *md, bool per_slot,
+                          bool fill, xbuf **out, dnn_error *err) {
   dnn_status st = DNN_OK;
   *out = NULL;
   xbuf *b = buf_add(e, md, per_slot ? e->p.slots : 1);
@@ -433,7 +300,7 @@ fail:
 
 /* A buffer whose memories use `base`'s storage (a view with another
  * descriptor of the same bytes). */
-static dnn_status buf_view(dnn__xeng *e, const dnnl_memory_desc_t *md,
+static dnn_status buf_view(xd *e, const dnnl_memory_desc_t *md,
                            const xbuf *base, xbuf **out, dnn_error *err) {
   dnn_status st = DNN_OK;
   *out = NULL;
@@ -453,7 +320,7 @@ fail:
 }
 
 /* A shared buffer over caller storage (flat parameters, scratchpad). */
-static dnn_status buf_at(dnn__xeng *e, const dnnl_memory_desc_t *md, void *ptr,
+static dnn_status buf_at(xd *e, const dnnl_memory_desc_t *md, void *ptr,
                          xbuf **out, dnn_error *err) {
   dnn_status st = DNN_OK;
   *out = NULL;
@@ -489,7 +356,7 @@ static void op_arg(xop *op, int arg, xbuf *b) {
 
 /* Keeps `pd` and makes `op` its primitive, marked glue (the caller adds
  * the arguments). */
-static dnn_status glue_op(dnn__xeng *e, dnnl_primitive_desc_t pd, xop *op,
+static dnn_status glue_op(xd *e, dnnl_primitive_desc_t pd, xop *op,
                           dnn_error *err) {
   memset(op, 0, sizeof *op);
   op->kind = OP_PRIM;
@@ -499,7 +366,7 @@ static dnn_status glue_op(dnn__xeng *e, dnnl_primitive_desc_t pd, xop *op,
 }
 
 /* A reorder `from` -> `to` appended to `l` (glue). */
-static dnn_status add_reorder(dnn__xeng *e, xlist *l, xbuf *from, xbuf *to,
+static dnn_status add_reorder(xd *e, xlist *l, xbuf *from, xbuf *to,
                               dnn_error *err) {
   dnn_status st = DNN_OK;
   dnnl_primitive_desc_t pd = NULL;
@@ -521,7 +388,7 @@ fail:
 }
 
 /* `to` += `from` (any layouts), appended to `l` (glue). */
-static dnn_status add_accum(dnn__xeng *e, xlist *l, xbuf *from, xbuf *to,
+static dnn_status add_accum(xd *e, xlist *l, xbuf *from, xbuf *to,
                             dnn_error *err) {
   dnn_status st = DNN_OK;
   dnnl_primitive_desc_t pd = NULL;
@@ -543,7 +410,7 @@ fail:
 /* `have` in layout `want`: itself, or a converted copy made by a reorder
  * appended to `pre` (per slot when `have` is; no reorder when `pre` is
  * NULL). */
-static dnn_status need(dnn__xeng *e, xlist *pre, xbuf *have,
+static dnn_status need(xd *e, xlist *pre, xbuf *have,
                        const dnnl_memory_desc_t *want, xbuf **out,
                        dnn_error *err) {
   if (dnnl_memory_desc_equal(&have->md, want)) {
@@ -558,7 +425,7 @@ static dnn_status need(dnn__xeng *e, xlist *pre, xbuf *have,
 
 /* The forward value of tensor j in layout `want` (input data is created
  * in the first reader's layout, filled once). */
-static dnn_status act_in(dnn__xeng *e, xlist *pre, size_t j,
+static dnn_status act_in(xd *e, xlist *pre, size_t j,
                          const dnnl_memory_desc_t *want, xbuf **out,
                          dnn_error *err) {
   xtensor *t = &e->t[j];
@@ -577,7 +444,7 @@ static dnn_status act_in(dnn__xeng *e, xlist *pre, size_t j,
  * the same layout (`*direct` true); else a scratch buffer that `emit`
  * then writes or adds into the gradient.
  */
-static dnn_status grad_target(dnn__xeng *e, size_t j, bool first,
+static dnn_status grad_target(xd *e, size_t j, bool first,
                               const dnnl_memory_desc_t *md, xbuf **out,
                               dnn_error *err) {
   xtensor *t = &e->t[j];
@@ -588,8 +455,8 @@ static dnn_status grad_target(dnn__xeng *e, size_t j, bool first,
   return buf_new(e, md, t->grad->n > 1, false, out, err);
 }
 
-static dnn_status emit(dnn__xeng *e, xlist *post, size_t j, bool first,
-                       xbuf *from, dnn_error *err) {
+static dnn_status emit(xd *e, xlist *post, size_t j, bool first, xbuf *from,
+                       dnn_error *err) {
   xtensor *t = &e->t[j];
   if (from == t->grad)
     return DNN_OK;
@@ -605,17 +472,15 @@ static const dnnl_format_tag_t ANY = dnnl_format_tag_any;
 
 /* The layout of input k of layer `l` as its producer made it (plain for
  * deferred input data). */
-static dnnl_memory_desc_t in_md(const dnn__xeng *e, const dnn_layer *l,
-                                size_t k) {
+static dnnl_memory_desc_t in_md(const xd *e, const dnn_layer *l, size_t k) {
   const xtensor *t = &e->t[l->inputs[k]];
   if (t->act)
     return t->act->md;
   return out_md_plain(e, l->inputs[k]);
 }
 
-static dnn_status pd_create(dnn__xeng *e, const void *op,
-                            dnnl_primitive_desc_t hint, bool user_scratch,
-                            dnnl_primitive_desc_t *out) {
+static dnn_status pd_create(xd *e, const void *op, dnnl_primitive_desc_t hint,
+                            bool user_scratch, dnnl_primitive_desc_t *out) {
   *out = NULL;
   if (dnnl_primitive_desc_create(out, op, user_scratch ? e->attr : NULL, e->eng,
                                  hint) != dnnl_success) {
@@ -627,7 +492,7 @@ static dnn_status pd_create(dnn__xeng *e, const void *op,
 
 /* The same, refusing oneDNN's reference (unoptimised) implementations: a
  * layout that only they take is not worth keeping. */
-static dnn_status pd_create_fast(dnn__xeng *e, const void *op,
+static dnn_status pd_create_fast(xd *e, const void *op,
                                  dnnl_primitive_desc_t hint,
                                  dnnl_primitive_desc_t *out) {
   if (pd_create(e, op, hint, true, out))
@@ -644,15 +509,15 @@ static dnn_status pd_create_fast(dnn__xeng *e, const void *op,
 }
 
 /* DNN_EUNSUPPORTED: oneDNN has no `what` kernel for layer X. */
-static dnn_status no_kernel(const dnn__xeng *e, const xlayer *X,
-                            const char *what, dnn_error *err) {
+static dnn_status no_kernel(const xd *e, const xlayer *X, const char *what,
+                            dnn_error *err) {
   return DNN_FAIL(err, DNN_EUNSUPPORTED,
                   "oneDNN has no %s for layer '%s' at batch %zu", what,
                   X->l->name, e->p.mbs);
 }
 
 /* Convolution: descriptors of the three passes. */
-static dnn_status conv_pds(dnn__xeng *e, xlayer *X, dnn_error *err) {
+static dnn_status conv_pds(xd *e, xlayer *X, dnn_error *err) {
   dnn__conv_shape s;
   dnn__meas_conv_shape(e->p.net, X->l->index, e->p.mbs, &s);
   dnn__meas_conv_geom g;
@@ -706,7 +571,7 @@ fail:
   return st;
 }
 
-static dnn_status fc_pds(dnn__xeng *e, xlayer *X, dnn_error *err) {
+static dnn_status fc_pds(xd *e, xlayer *X, dnn_error *err) {
   const dnn_layer *l = X->l;
   if (l->in.rank != 3 && l->in.rank != 1)
     return DNN_FAIL(err, DNN_EUNSUPPORTED,
@@ -755,7 +620,7 @@ fail:
   return st;
 }
 
-static dnn_status pool_pds(dnn__xeng *e, xlayer *X, dnn_error *err) {
+static dnn_status pool_pds(xd *e, xlayer *X, dnn_error *err) {
   dnn__pool_shape s;
   dnn__meas_pool_shape(e->p.net, X->l->index, e->p.mbs, &s);
   dnn__meas_pool_geom g;
@@ -797,7 +662,7 @@ fail:
 
 /* Batch norm, activations, softmax: one data layout for both passes, the
  * producer's when oneDNN takes it. */
-static dnn_status same_layout_pds(dnn__xeng *e, xlayer *X, dnn_error *err) {
+static dnn_status same_layout_pds(xd *e, xlayer *X, dnn_error *err) {
   const dnn_layer *l = X->l;
   dnn_status st = DNN_OK;
   const float eps = 1e-5f;
@@ -863,7 +728,7 @@ fail:
   return st;
 }
 
-static dnn_status add_pds(dnn__xeng *e, xlayer *X, dnn_error *err) {
+static dnn_status add_pds(xd *e, xlayer *X, dnn_error *err) {
   const dnn_layer *l = X->l;
   if (l->n_inputs != 2)
     return DNN_FAIL(err, DNN_EUNSUPPORTED,
@@ -914,90 +779,31 @@ static bool supported(dnn_layer_kind k) {
   }
 }
 
-/* Consumers of every layer's output, in increasing order (CSR). */
-static dnn_status consumers(dnn__xeng *e, dnn_error *err) {
-  size_t L = e->L;
-  e->cons_off = dnn_calloc(L + 1, sizeof *e->cons_off);
-  size_t edges = 0;
-  for (size_t i = 0; i < L; i++)
-    edges += dnn_net_layer(e->p.net, i)->n_inputs;
-  e->cons = dnn_calloc(edges ? edges : 1, sizeof *e->cons);
-  size_t *fill = dnn_calloc(L + 1, sizeof *fill);
-  if (!e->cons_off || !e->cons || !fill) {
-    dnn_free(fill);
-    return nomem(err);
-  }
-  for (size_t i = 0; i < L; i++) {
-    const dnn_layer *l = dnn_net_layer(e->p.net, i);
-    for (size_t k = 0; k < l->n_inputs; k++)
-      e->cons_off[l->inputs[k] + 1]++;
-  }
-  for (size_t i = 0; i < L; i++)
-    e->cons_off[i + 1] += e->cons_off[i];
-  for (size_t i = 0; i < L; i++) {
-    const dnn_layer *l = dnn_net_layer(e->p.net, i);
-    for (size_t k = 0; k < l->n_inputs; k++) {
-      size_t j = l->inputs[k];
-      e->cons[e->cons_off[j] + fill[j]++] = i;
-    }
-  }
-  dnn_free(fill);
-  return DNN_OK;
-}
-
-/* Whether the producer of tensor j reads its gradient. */
-static bool tensor_needs_grad(const dnn_net *net, size_t j) {
-  const dnn_layer *p = dnn_net_layer(net, j);
-  if (p->kind == DNN_LAYER_INPUT)
-    return false;
-  return p->params > 0 || p->needs_input_grad;
-}
-
-/* Marks the tensors of the stage and its boundaries. */
-static dnn_status tensors(dnn__xeng *e, dnn_error *err) {
+/* Marks the tensors of the stage and its boundaries (exec_plan.c). */
+static dnn_status tensors(xd *e, dnn_error *err) {
+  dnn_status st =
+      dnn__xplan_build(e->p.net, e->p.first, e->p.count, &e->pl, err);
+  if (st)
+    return st;
   size_t first = e->p.first, last = e->last;
   e->t = dnn_calloc(e->L, sizeof *e->t);
   if (e->t == NULL)
     return nomem(err);
   for (size_t j = 0; j < last; j++) {
     xtensor *t = &e->t[j];
+    const dnn__xplan_tensor *pt = &e->pl.t[j];
     t->alias_layer = DNN_MEAS_NONE;
-    bool read_here = false, read_after = false;
-    for (size_t c = e->cons_off[j]; c < e->cons_off[j + 1]; c++) {
-      size_t i = e->cons[c];
-      read_here |= i >= first && i < last;
-      read_after |= i >= last;
-    }
-    if (j >= first) {
-      t->used = true;
-      t->outgoing = read_after;
-    } else if (read_here || read_after) {
-      t->used = t->external = true;
-      t->outgoing = read_after;
-    }
-    t->needs_grad = t->used && tensor_needs_grad(e->p.net, j);
+    t->used = pt->used;
+    t->external = pt->external;
+    t->outgoing = pt->outgoing;
+    t->needs_grad = pt->needs_grad;
+    t->contribs = pt->contribs;
     t->deferred =
         j >= first && dnn_net_layer(e->p.net, j)->kind == DNN_LAYER_INPUT;
   }
-  size_t ni = 0, no = 0;
-  for (size_t j = 0; j < last; j++) {
-    ni += e->t[j].external;
-    no += e->t[j].outgoing;
-  }
-  e->in = dnn_calloc(ni ? ni : 1, sizeof *e->in);
-  e->out = dnn_calloc(no ? no : 1, sizeof *e->out);
-  if (!e->in || !e->out)
-    return nomem(err);
-  for (size_t j = 0; j < last; j++) {
-    if (e->t[j].external)
-      e->in[e->n_in++] = j;
-    if (e->t[j].outgoing)
-      e->out[e->n_out++] = j;
-  }
   /* Received tensors arrive plain, one buffer per slot. */
-  dnn_status st = DNN_OK;
-  for (size_t k = 0; k < e->n_in && st == DNN_OK; k++) {
-    size_t j = e->in[k];
+  for (size_t k = 0; k < e->pl.n_in && st == DNN_OK; k++) {
+    size_t j = e->pl.in[k];
     dnnl_memory_desc_t md = out_md_plain(e, j);
     st = buf_new(e, &md, true, true, &e->t[j].act, err);
   }
@@ -1006,7 +812,7 @@ static dnn_status tensors(dnn__xeng *e, dnn_error *err) {
 
 /* Forward descriptors and output buffers of the stage's layers, in order
  * (each layer's output layout is known before its consumers are built). */
-static dnn_status forward_pds(dnn__xeng *e, dnn_error *err) {
+static dnn_status forward_pds(xd *e, dnn_error *err) {
   dnn_status st = DNN_OK;
   for (size_t i = e->p.first; i < e->last && st == DNN_OK; i++) {
     xlayer *X = &e->layers[i];
@@ -1059,7 +865,7 @@ static dnn_status forward_pds(dnn__xeng *e, dnn_error *err) {
     if (l->kind == DNN_LAYER_FLATTEN) {
       const xtensor *in = &e->t[l->inputs[0]];
       if (in->act == NULL ||
-          e->cons_off[l->inputs[0] + 1] - e->cons_off[l->inputs[0]] != 1)
+          e->pl.cons_off[l->inputs[0] + 1] - e->pl.cons_off[l->inputs[0]] != 1)
         return DNN_FAIL(err, DNN_EUNSUPPORTED,
                         "the executor flattens a computed tensor that only "
                         "the flatten reads; layer '%s' is not one",
@@ -1110,7 +916,7 @@ static dnn_status forward_pds(dnn__xeng *e, dnn_error *err) {
 }
 
 /* The layout layer `p`'s backward wants its output gradient in. */
-static dnnl_memory_desc_t wanted_grad_md(const dnn__xeng *e, size_t p) {
+static dnnl_memory_desc_t wanted_grad_md(const xd *e, size_t p) {
   const xlayer *X = &e->layers[p];
   const dnnl_primitive_desc_t pd = X->dpd ? X->dpd : X->wpd;
   if (pd) {
@@ -1122,51 +928,15 @@ static dnnl_memory_desc_t wanted_grad_md(const dnn__xeng *e, size_t p) {
   return e->t[p].act->md;
 }
 
-/* The number of gradient contributions to tensor j, and whether the
- * consumer edge (i, k) comes first in backward order (the highest
- * consumer first, its inputs in order; a received gradient before all). */
-static bool edge_contributes(const dnn__xeng *e, size_t i) {
-  return i >= e->p.first && i < e->last &&
-         dnn_net_layer(e->p.net, i)->needs_input_grad;
-}
-
-static bool edge_first(const dnn__xeng *e, size_t j, size_t i, size_t k) {
-  const xtensor *t = &e->t[j];
-  if (t->outgoing)
-    return false;
-  for (size_t c = e->cons_off[j + 1]; c-- > e->cons_off[j];) {
-    size_t ci = e->cons[c];
-    if (!edge_contributes(e, ci))
-      continue;
-    const dnn_layer *cl = dnn_net_layer(e->p.net, ci);
-    for (size_t q = 0; q < cl->n_inputs; q++)
-      if (cl->inputs[q] == j)
-        return ci == i && q == k;
-  }
-  return false;
-}
-
 /* Gradient buffers, from the last tensor to the first (an add's output
  * gradient exists before its inputs are decided). */
-static dnn_status gradients(dnn__xeng *e, dnn_error *err) {
+static dnn_status gradients(xd *e, dnn_error *err) {
   dnn_status st = DNN_OK;
   for (size_t j = e->last; j-- > 0 && st == DNN_OK;) {
     xtensor *t = &e->t[j];
     if (!t->used || !t->needs_grad)
       continue;
-    t->contribs = t->outgoing ? 1 : 0;
-    size_t only = DNN_MEAS_NONE;
-    for (size_t c = e->cons_off[j]; c < e->cons_off[j + 1]; c++) {
-      size_t i = e->cons[c];
-      if (!edge_contributes(e, i))
-        continue;
-      const dnn_layer *cl = dnn_net_layer(e->p.net, i);
-      for (size_t q = 0; q < cl->n_inputs; q++)
-        if (cl->inputs[q] == j) {
-          t->contribs++;
-          only = i;
-        }
-    }
+    size_t only = e->pl.t[j].only;
     if (t->external) {
       dnnl_memory_desc_t md = out_md_plain(e, j);
       st = buf_new(e, &md, true, false, &t->grad, err);
@@ -1198,8 +968,8 @@ static dnn_status gradients(dnn__xeng *e, dnn_error *err) {
     st = buf_new(e, &md, false, false, &t->grad, err);
   }
   /* What the next stage sends back arrives plain. */
-  for (size_t k = 0; k < e->n_out && st == DNN_OK; k++) {
-    xtensor *t = &e->t[e->out[k]];
+  for (size_t k = 0; k < e->pl.n_out && st == DNN_OK; k++) {
+    xtensor *t = &e->t[e->pl.out[k]];
     if (!t->needs_grad)
       continue;
     dnnl_memory_desc_t md = dnn__meas_md_plain(&t->grad->md);
@@ -1207,8 +977,8 @@ static dnn_status gradients(dnn__xeng *e, dnn_error *err) {
     if (st == DNN_OK)
       st = add_reorder(e, &t->apply, t->recv_grad, t->grad, err);
   }
-  for (size_t k = 0; k < e->n_out && st == DNN_OK; k++) {
-    xtensor *t = &e->t[e->out[k]];
+  for (size_t k = 0; k < e->pl.n_out && st == DNN_OK; k++) {
+    xtensor *t = &e->t[e->pl.out[k]];
     if (!md_is_plain(&t->act->md)) {
       dnnl_memory_desc_t md = dnn__meas_md_plain(&t->act->md);
       st = buf_new(e, &md, true, false, &t->send, err);
@@ -1245,7 +1015,7 @@ static size_t align16(size_t n) {
   return (n + 15) / 16 * 16;
 }
 
-static dnn_status parameters(dnn__xeng *e, dnn_error *err) {
+static dnn_status parameters(xd *e, dnn_error *err) {
   size_t total = 0;
   for (size_t i = e->p.first; i < e->last; i++) {
     xlayer *X = &e->layers[i];
@@ -1317,7 +1087,7 @@ static dnn_status parameters(dnn__xeng *e, dnn_error *err) {
 /* ---- Operations ---------------------------------------------------------- */
 
 /* Per-slot state a forward descriptor asks for (statistics, workspace). */
-static dnn_status state_bufs(dnn__xeng *e, xlayer *X, dnn_error *err) {
+static dnn_status state_bufs(xd *e, xlayer *X, dnn_error *err) {
   static const int args[] = {DNNL_ARG_MEAN, DNNL_ARG_VARIANCE,
                              DNNL_ARG_WORKSPACE};
   xbuf **dst[] = {&X->mean, &X->var, &X->ws};
@@ -1346,7 +1116,7 @@ static const int ALL_ARGS[] = {
  * writes after (`post`) it, then appended to `l` in that order. `acc`
  * adds the weight gradients into the gradient buffer.
  */
-static dnn_status kernel_ops(dnn__xeng *e, xlayer *X, dnnl_primitive_desc_t pd,
+static dnn_status kernel_ops(xd *e, xlayer *X, dnnl_primitive_desc_t pd,
                              dnnl_primitive_t prim, bool fwd, bool acc,
                              xlist *l, dnn_error *err) {
   xlist pre = {0}, post = {0};
@@ -1400,7 +1170,7 @@ static dnn_status kernel_ops(dnn__xeng *e, xlayer *X, dnnl_primitive_desc_t pd,
         st = buf_new(e, md, false, false, &b, err); /* discarded */
         break;
       }
-      bool first = edge_first(e, j, ly->index, k);
+      bool first = dnn__xplan_edge_first(&e->pl, j, ly->index, k);
       st = grad_target(e, j, first, md, &b, err);
       if (st == DNN_OK)
         st = emit(e, &post, j, first, b, err);
@@ -1463,7 +1233,7 @@ static dnn_status kernel_ops(dnn__xeng *e, xlayer *X, dnnl_primitive_desc_t pd,
 }
 
 /* The operations of every pass of layer X. */
-static dnn_status layer_ops(dnn__xeng *e, xlayer *X, dnn_error *err) {
+static dnn_status layer_ops(xd *e, xlayer *X, dnn_error *err) {
   const dnn_layer *l = X->l;
   dnn_status st = DNN_OK;
   X->share = 1;
@@ -1484,7 +1254,7 @@ static dnn_status layer_ops(dnn__xeng *e, xlayer *X, dnn_error *err) {
           return DNN_FAIL(err, DNN_EUNSUPPORTED,
                           "cannot reshape the gradient of layer '%s'", l->name);
         st = buf_view(e, &md, e->t[l->index].grad, &v, err);
-        bool first = edge_first(e, j, l->index, 0);
+        bool first = dnn__xplan_edge_first(&e->pl, j, l->index, 0);
         for (int a = 0; a < 2 && st == DNN_OK; a++)
           st = emit(e, &X->run[DNN_PASS_BWD_DATA][a], j, first, v, err);
       }
@@ -1505,7 +1275,7 @@ static dnn_status layer_ops(dnn__xeng *e, xlayer *X, dnn_error *err) {
       st = list_add(&X->run[DNN_PASS_FWD][0], &op, err);
     size_t j = l->inputs[0];
     if (st == DNN_OK && l->needs_input_grad && e->t[j].needs_grad) {
-      bool first = edge_first(e, j, l->index, 0);
+      bool first = dnn__xplan_edge_first(&e->pl, j, l->index, 0);
       for (int a = 0; a < 2 && st == DNN_OK; a++) {
         xlist *lst = &X->run[DNN_PASS_BWD_DATA][a];
         op.kind = OP_DROP_BWD;
@@ -1532,7 +1302,7 @@ static dnn_status layer_ops(dnn__xeng *e, xlayer *X, dnn_error *err) {
       xtensor *t = &e->t[j];
       if (!t->needs_grad || t->alias_layer == l->index)
         continue;
-      bool first = edge_first(e, j, l->index, k);
+      bool first = dnn__xplan_edge_first(&e->pl, j, l->index, k);
       for (int a = 0; a < 2; a++)
         TRY(emit(e, &X->run[DNN_PASS_BWD_DATA][a], j, first,
                  e->t[l->index].grad, err));
@@ -1564,7 +1334,7 @@ static dnn_status layer_ops(dnn__xeng *e, xlayer *X, dnn_error *err) {
     TRY(list_add(&X->run[DNN_PASS_FWD][0], &op, err));
     size_t j = l->inputs[0];
     if (l->needs_input_grad && e->t[j].needs_grad) {
-      bool first = edge_first(e, j, l->index, 0);
+      bool first = dnn__xplan_edge_first(&e->pl, j, l->index, 0);
       for (int a = 0; a < 2; a++) {
         xlist *lst = &X->run[DNN_PASS_BWD_DATA][a];
         op.kind = OP_XENT_BWD;
@@ -1597,7 +1367,7 @@ fail:
 /* ---- Batch augmentation ------------------------------------------------- */
 
 /* Runs a one-off reorder `from` -> `to` (set-up, not timed). */
-static dnn_status reorder_once(dnn__xeng *e, const dnnl_memory_desc_t *fmd,
+static dnn_status reorder_once(xd *e, const dnnl_memory_desc_t *fmd,
                                dnnl_memory_t from,
                                const dnnl_memory_desc_t *tmd, dnnl_memory_t to,
                                dnn_error *err) {
@@ -1644,7 +1414,7 @@ static void copy_samples(float *x, size_t n, size_t floats, int nd,
 }
 
 /* The stage's input data (filled at random) as groups of copies. */
-static dnn_status augment_inputs(dnn__xeng *e, dnn_error *err) {
+static dnn_status augment_inputs(xd *e, dnn_error *err) {
   dnn_status st = DNN_OK;
   if (e->p.copies <= 1)
     return DNN_OK;
@@ -1681,14 +1451,18 @@ fail:
   return st;
 }
 
-dnn_status dnn__xeng_alloc(const dnn__xeng_params *p, dnn__xeng **out,
-                           dnn_error *err) {
+static void xd_free(dnn__xeng *eng);
+static const dnn__xeng_ops xd_ops;
+
+dnn_status dnn__xeng_dnnl_alloc(const dnn__xeng_params *p, dnn__xeng **out,
+                                dnn_error *err) {
   *out = NULL;
   DNN_ASSERT(p->slots >= 1 && p->slots <= DNN__XENG_MAX_SLOTS);
   DNN_ASSERT(p->count >= 1 && p->mbs >= 1 && p->copies >= 1);
-  dnn__xeng *e = dnn_calloc(1, sizeof *e);
+  xd *e = dnn_calloc(1, sizeof *e);
   if (e == NULL)
     return nomem(err);
+  e->base.ops = &xd_ops;
   e->p = *p;
   e->L = dnn_net_layer_count(p->net);
   e->last = p->first + p->count;
@@ -1705,7 +1479,6 @@ dnn_status dnn__xeng_alloc(const dnn__xeng_params *p, dnn__xeng **out,
     e->layers[i].l = dnn_net_layer(p->net, i);
     e->layers[i].in_stage = i >= p->first && i < e->last;
   }
-  TRY(consumers(e, err));
   TRY(tensors(e, err));
   TRY(forward_pds(e, err));
   /* One scratchpad, as large as the largest kernel's. */
@@ -1755,20 +1528,21 @@ dnn_status dnn__xeng_alloc(const dnn__xeng_params *p, dnn__xeng **out,
       for (size_t k = 0; k < X->out_rank; k++)
         X->out_dims[k] = (size_t)e->t[j].act->md.dims[k];
     }
-  for (size_t k = 0; k < e->n_out; k++) {
-    xtensor *t = &e->t[e->out[k]];
+  for (size_t k = 0; k < e->pl.n_out; k++) {
+    xtensor *t = &e->t[e->pl.out[k]];
     if (t->send)
       TRY(add_reorder(e, &t->pack, t->act, t->send, err));
   }
   TRY(augment_inputs(e, err));
-  *out = e;
+  *out = &e->base;
   return DNN_OK;
 fail:
-  dnn__xeng_free(e);
+  xd_free(&e->base);
   return st;
 }
 
-void dnn__xeng_free(dnn__xeng *e) {
+static void xd_free(dnn__xeng *eng) {
+  xd *e = (xd *)eng;
   if (e == NULL)
     return;
   for (size_t i = 0; e->layers && i < e->L; i++) {
@@ -1796,10 +1570,7 @@ void dnn__xeng_free(dnn__xeng *e) {
   dnn_free(e->pds);
   dnn_free(e->layers);
   dnn_free(e->t);
-  dnn_free(e->cons);
-  dnn_free(e->cons_off);
-  dnn_free(e->in);
-  dnn_free(e->out);
+  dnn__xplan_free(&e->pl);
   dnn_free(e->raw);
   dnn_free(e->scratch_raw);
   if (e->attr)
@@ -1823,15 +1594,7 @@ static unsigned long long rng_next(unsigned long long *s) {
   return *s * 2685821657736338717ULL;
 }
 
-/* The label of loss row r: a hash of the row of the sample whose copy it
- * is (rows r and r + k per, k < copies, of one copy group share it). */
-static size_t label_of(const xop *op, size_t r) {
-  size_t key = r / op->span * op->per + r % op->per;
-  return (key * 2654435761u + 12345u) % op->cols;
-}
-
-static dnn_status run_op(dnn__xeng *e, const xop *op, size_t slot,
-                         dnn_error *err) {
+static dnn_status run_op(xd *e, const xop *op, size_t slot, dnn_error *err) {
   dnn_status st = DNN_OK;
   switch (op->kind) {
   case OP_PRIM: {
@@ -1847,7 +1610,7 @@ static dnn_status run_op(dnn__xeng *e, const xop *op, size_t slot,
     const float *prob = ptr_of(op->a, slot);
     double loss = 0;
     for (size_t r = 0; r < op->rows; r++) {
-      size_t c = label_of(op, r);
+      size_t c = dnn__xplan_label(r, op->per, op->span, op->cols);
       double q = (double)prob[r * op->cols + c];
       loss -= log(q > 1e-30 ? q : 1e-30);
     }
@@ -1863,7 +1626,8 @@ static dnn_status run_op(dnn__xeng *e, const xop *op, size_t slot,
     for (size_t q = 0; q < n; q++)
       dx[q] = prob[q] * inv;
     for (size_t r = 0; r < op->rows; r++)
-      dx[r * op->cols + label_of(op, r)] -= inv;
+      dx[r * op->cols + dnn__xplan_label(r, op->per, op->span, op->cols)] -=
+          inv;
     break;
   }
   case OP_DROP_FWD:
@@ -1889,8 +1653,8 @@ fail:
   return st;
 }
 
-static dnn_status run_list(dnn__xeng *e, const xlist *l, size_t slot,
-                           double *glue_s, dnn_error *err) {
+static dnn_status run_list(xd *e, const xlist *l, size_t slot, double *glue_s,
+                           dnn_error *err) {
   dnn_status st = DNN_OK;
   double glue = 0;
   for (size_t k = 0; k < l->n && st == DNN_OK; k++) {
@@ -1904,23 +1668,27 @@ static dnn_status run_list(dnn__xeng *e, const xlist *l, size_t slot,
   return st;
 }
 
-bool dnn__xeng_runs(const dnn__xeng *e, size_t i, dnn_pass pass) {
+static bool xd_runs(const dnn__xeng *eng, size_t i, dnn_pass pass) {
+  const xd *e = (const xd *)eng;
   DNN_ASSERT(i >= e->p.first && i < e->last);
   return e->layers[i].run[pass][0].n > 0 || e->layers[i].run[pass][1].n > 0;
 }
 
-dnn_status dnn__xeng_run(dnn__xeng *e, size_t i, dnn_pass pass, size_t slot,
+static dnn_status xd_run(dnn__xeng *eng, size_t i, dnn_pass pass, size_t slot,
                          bool accumulate, double *glue_s, dnn_error *err) {
+  xd *e = (xd *)eng;
   DNN_ASSERT(i >= e->p.first && i < e->last && slot < e->p.slots);
   return run_list(e, &e->layers[i].run[pass][accumulate ? 1 : 0], slot, glue_s,
                   err);
 }
 
-double dnn__xeng_fused_share(const dnn__xeng *e, size_t i) {
+static double xd_fused_share(const dnn__xeng *eng, size_t i) {
+  const xd *e = (const xd *)eng;
   return e->layers[i].fused ? e->layers[i].share : 1;
 }
 
-dnn_status dnn__xeng_update(dnn__xeng *e, dnn_error *err) {
+static dnn_status xd_update(dnn__xeng *eng, dnn_error *err) {
+  xd *e = (xd *)eng;
   (void)err;
   if (e->nflat == 0)
     return DNN_OK;
@@ -1954,13 +1722,15 @@ dnn_status dnn__xeng_update(dnn__xeng *e, dnn_error *err) {
   return DNN_OK;
 }
 
-float *dnn__xeng_grads(dnn__xeng *e, size_t *n) {
+static float *xd_grads(dnn__xeng *eng, size_t *n) {
+  xd *e = (xd *)eng;
   *n = e->nflat;
   return e->G;
 }
 
-void dnn__xeng_grad_range(const dnn__xeng *e, size_t lo, size_t hi, size_t *off,
-                          size_t *n) {
+static void xd_grad_range(const dnn__xeng *eng, size_t lo, size_t hi,
+                          size_t *off, size_t *n) {
+  const xd *e = (const xd *)eng;
   DNN_ASSERT(lo <= hi && lo >= e->p.first && hi <= e->last);
   if (lo == hi) {
     *off = *n = 0;
@@ -1970,14 +1740,17 @@ void dnn__xeng_grad_range(const dnn__xeng *e, size_t lo, size_t hi, size_t *off,
   *n = e->layers[hi - 1].pend - *off;
 }
 
-size_t dnn__xeng_params_count(const dnn__xeng *e) {
+static size_t xd_params_count(const dnn__xeng *eng) {
+  const xd *e = (const xd *)eng;
   return e->params;
 }
 
 /* ---- Boundaries ---------------------------------------------------------- */
 
-dnn_status dnn__xeng_share_params(dnn__xeng *e, const dnn__xeng *owner,
+static dnn_status xd_share_params(dnn__xeng *eng, const dnn__xeng *own,
                                   dnn_error *err) {
+  xd *e = (xd *)eng;
+  const xd *owner = (const xd *)own;
   dnn_status st = DNN_OK;
   if (e->p.optimizer != owner->p.optimizer || e->nflat > owner->stride)
     return DNN_FAIL(err, DNN_EINVAL,
@@ -2014,43 +1787,51 @@ fail:
   return st;
 }
 
-size_t dnn__xeng_n_in(const dnn__xeng *e) {
-  return e->n_in;
+static size_t xd_n_in(const dnn__xeng *eng) {
+  const xd *e = (const xd *)eng;
+  return e->pl.n_in;
 }
 
-size_t dnn__xeng_n_out(const dnn__xeng *e) {
-  return e->n_out;
+static size_t xd_n_out(const dnn__xeng *eng) {
+  const xd *e = (const xd *)eng;
+  return e->pl.n_out;
 }
 
-size_t dnn__xeng_in_layer(const dnn__xeng *e, size_t k) {
-  return e->in[k];
+static size_t xd_in_layer(const dnn__xeng *eng, size_t k) {
+  const xd *e = (const xd *)eng;
+  return e->pl.in[k];
 }
 
-size_t dnn__xeng_out_layer(const dnn__xeng *e, size_t k) {
-  return e->out[k];
+static size_t xd_out_layer(const dnn__xeng *eng, size_t k) {
+  const xd *e = (const xd *)eng;
+  return e->pl.out[k];
 }
 
-size_t dnn__xeng_in_floats(const dnn__xeng *e, size_t k) {
-  return md_floats(&e->t[e->in[k]].act->md);
+static size_t xd_in_floats(const dnn__xeng *eng, size_t k) {
+  const xd *e = (const xd *)eng;
+  return md_floats(&e->t[e->pl.in[k]].act->md);
 }
 
-size_t dnn__xeng_out_floats(const dnn__xeng *e, size_t k) {
-  const xtensor *t = &e->t[e->out[k]];
+static size_t xd_out_floats(const dnn__xeng *eng, size_t k) {
+  const xd *e = (const xd *)eng;
+  const xtensor *t = &e->t[e->pl.out[k]];
   return md_floats(t->send ? &t->send->md : &t->act->md);
 }
 
-float *dnn__xeng_in_act(dnn__xeng *e, size_t k, size_t slot, size_t *n,
+static float *xd_in_act(dnn__xeng *eng, size_t k, size_t slot, size_t *n,
                         size_t *layer) {
-  xtensor *t = &e->t[e->in[k]];
-  *layer = e->in[k];
+  xd *e = (xd *)eng;
+  xtensor *t = &e->t[e->pl.in[k]];
+  *layer = e->pl.in[k];
   *n = md_floats(&t->act->md);
   return ptr_of(t->act, slot);
 }
 
-dnn_status dnn__xeng_out_act(dnn__xeng *e, size_t k, size_t slot, float **buf,
+static dnn_status xd_out_act(dnn__xeng *eng, size_t k, size_t slot, float **buf,
                              size_t *n, size_t *layer, dnn_error *err) {
-  xtensor *t = &e->t[e->out[k]];
-  *layer = e->out[k];
+  xd *e = (xd *)eng;
+  xtensor *t = &e->t[e->pl.out[k]];
+  *layer = e->pl.out[k];
   xbuf *b = t->act;
   dnn_status st = DNN_OK;
   if (t->send) {
@@ -2062,39 +1843,74 @@ dnn_status dnn__xeng_out_act(dnn__xeng *e, size_t k, size_t slot, float **buf,
   return st;
 }
 
-bool dnn__xeng_in_needs_grad(const dnn__xeng *e, size_t k) {
-  return e->t[e->in[k]].needs_grad;
+static bool xd_in_needs_grad(const dnn__xeng *eng, size_t k) {
+  const xd *e = (const xd *)eng;
+  return e->t[e->pl.in[k]].needs_grad;
 }
 
-bool dnn__xeng_out_needs_grad(const dnn__xeng *e, size_t k) {
-  return e->t[e->out[k]].needs_grad;
+static bool xd_out_needs_grad(const dnn__xeng *eng, size_t k) {
+  const xd *e = (const xd *)eng;
+  return e->t[e->pl.out[k]].needs_grad;
 }
 
-float *dnn__xeng_out_grad(dnn__xeng *e, size_t k, size_t *n) {
-  xtensor *t = &e->t[e->out[k]];
+static float *xd_out_grad(dnn__xeng *eng, size_t k, size_t *n) {
+  xd *e = (xd *)eng;
+  xtensor *t = &e->t[e->pl.out[k]];
   DNN_ASSERT(t->recv_grad);
   *n = md_floats(&t->recv_grad->md);
   return ptr_of(t->recv_grad, 0);
 }
 
-dnn_status dnn__xeng_out_grad_apply(dnn__xeng *e, size_t k, size_t slot,
+static dnn_status xd_out_grad_apply(dnn__xeng *eng, size_t k, size_t slot,
                                     dnn_error *err) {
-  return run_list(e, &e->t[e->out[k]].apply, slot, NULL, err);
+  xd *e = (xd *)eng;
+  return run_list(e, &e->t[e->pl.out[k]].apply, slot, NULL, err);
 }
 
-float *dnn__xeng_in_grad(dnn__xeng *e, size_t k, size_t slot, size_t *n) {
-  xtensor *t = &e->t[e->in[k]];
+static dnn_status xd_in_grad(dnn__xeng *eng, size_t k, size_t slot, float **buf,
+                             size_t *n, dnn_error *err) {
+  (void)err;
+  xd *e = (xd *)eng;
+  xtensor *t = &e->t[e->pl.in[k]];
   *n = md_floats(&t->grad->md);
-  return ptr_of(t->grad, slot);
+  *buf = ptr_of(t->grad, slot);
+  return DNN_OK;
 }
 
-size_t dnn__xeng_dims(const dnn__xeng *e, size_t i, bool output,
+static size_t xd_dims(const dnn__xeng *eng, size_t i, bool output,
                       size_t dims[DNN_SHAPE_MAX_RANK + 1]) {
+  const xd *e = (const xd *)eng;
   const xlayer *X = &e->layers[i];
   size_t r = output ? X->out_rank : X->in_rank;
   for (size_t k = 0; k < r && k <= DNN_SHAPE_MAX_RANK; k++)
     dims[k] = output ? X->out_dims[k] : X->in_dims[k];
   return r;
 }
+
+static const dnn__xeng_ops xd_ops = {
+    xd_free,
+    xd_runs,
+    xd_run,
+    xd_fused_share,
+    xd_update,
+    xd_grads,
+    NULL, /* the gradients are the host array */
+    xd_grad_range,
+    xd_params_count,
+    xd_share_params,
+    xd_n_in,
+    xd_n_out,
+    xd_in_layer,
+    xd_out_layer,
+    xd_in_floats,
+    xd_out_floats,
+    xd_in_act,
+    xd_out_act,
+    xd_in_needs_grad,
+    xd_out_needs_grad,
+    xd_out_grad,
+    xd_out_grad_apply,
+    xd_in_grad,
+    xd_dims};
 
 #endif /* DNNSIM_HAVE_DNNL */

@@ -460,7 +460,9 @@ dnn_status dnn_meas_exec_alloc(const dnn_net *net,
                          x->slots,
                          (int)p->optimizer,
                          p->lr,
-                         p->seed + 1000003ULL * x->stage};
+                         p->seed + 1000003ULL * x->stage,
+                         p->device == DNN_MEAS_EXEC_GPU ? DNN__XENG_CUDNN
+                                                        : DNN__XENG_DNNL};
   st = dnn__xeng_alloc(&ep, &x->eng, err);
   if (st == DNN_OK)
     st = make_buckets(x, err);
@@ -642,7 +644,8 @@ static dnn_status comm_step(dnn_meas_exec *x, const dnn_meas_exec_step *s,
     st = dnn__xeng_out_grad_apply(x->eng, q, slot, err);
     break;
   case DNN_MEAS_STEP_SEND_GRAD:
-    buf = dnn__xeng_in_grad(x->eng, q, slot, &n);
+    if ((st = dnn__xeng_in_grad(x->eng, q, slot, &buf, &n, err)))
+      goto fail;
     DNN__MEAS_MPI_TRY(MPI_Isend(buf, (int)n, MPI_FLOAT, (int)s->peer,
                                 tag_of(s->layer, true), MPI_COMM_WORLD,
                                 req_grad(x, q, slot)));
@@ -651,9 +654,14 @@ static dnn_status comm_step(dnn_meas_exec *x, const dnn_meas_exec_step *s,
   case DNN_MEAS_STEP_ALLREDUCE: {
     const bucket *b = &x->buckets[s->bucket];
     float *g = dnn__xeng_grads(x->eng, &n) + b->off;
+    /* A GPU engine stages the bucket through host memory (no CUDA-aware
+     * MPI assumed); the copies are part of the step's time. */
+    if ((st = dnn__xeng_grads_sync(x->eng, b->off, b->n, true, err)))
+      goto fail;
     if (s->blocking) {
       DNN__MEAS_MPI_TRY(
           MPI_Allreduce(MPI_IN_PLACE, g, (int)b->n, MPI_FLOAT, MPI_SUM, x->dp));
+      st = dnn__xeng_grads_sync(x->eng, b->off, b->n, false, err);
     } else {
       DNN__MEAS_MPI_TRY(MPI_Iallreduce(MPI_IN_PLACE, g, (int)b->n, MPI_FLOAT,
                                        MPI_SUM, x->dp, &x->req[s->bucket]));
@@ -664,6 +672,11 @@ static dnn_status comm_step(dnn_meas_exec *x, const dnn_meas_exec_step *s,
   case DNN_MEAS_STEP_WAIT:
     DNN__MEAS_MPI_TRY(MPI_Waitall((int)x->n_req, x->req, MPI_STATUSES_IGNORE));
     x->active = false;
+    /* The overlapped buckets' sums back to a GPU engine's device. */
+    for (size_t b = 0;
+         st == DNN_OK && x->p.data > 1 && x->p.overlap && b < x->n_buckets; b++)
+      st = dnn__xeng_grads_sync(x->eng, x->buckets[b].off, x->buckets[b].n,
+                                false, err);
     break;
   default:
     break;

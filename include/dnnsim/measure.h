@@ -649,6 +649,13 @@ typedef enum dnn_meas_exec_optimizer {
   DNN_MEAS_EXEC_ADAM      /* two moments, bias-corrected */
 } dnn_meas_exec_optimizer;
 
+/* Whose kernels the executor runs. */
+typedef enum dnn_meas_exec_device {
+  DNN_MEAS_EXEC_CPU, /* oneDNN on the CPU (`threads` per rank) */
+  DNN_MEAS_EXEC_GPU  /* cuDNN and cuBLAS on CUDA device 0 (ranks on one
+                        machine share it); SGD and momentum only */
+} dnn_meas_exec_device;
+
 /* Most augmented copies of a sample the executor computes. */
 #define DNN_MEAS_EXEC_MAX_COPIES 1024
 
@@ -683,6 +690,7 @@ typedef struct dnn_meas_exec_params {
                     samples of the compute batch: copies x batch / (data x
                     microbatches) per micro-batch); gradients, buckets and
                     the update are those of one copy. >= 1 */
+  dnn_meas_exec_device device; /* CPU (default) or GPU */
 } dnn_meas_exec_params;
 
 /* One rank, global batch 8, one micro-batch, 1F1B, overlap with 25 MiB

@@ -38,7 +38,8 @@ static void help(void) {
       "usage: mpirun -np N dnnsim validate SCENARIO.ini [OPTIONS]\n"
       "\n"
       "Runs real training iterations of the scenario with oneDNN kernels on\n"
-      "random data, one MPI rank per device (N = data x pipeline), and\n"
+      "the CPU (or cuDNN and cuBLAS on CUDA device 0, --device) on random\n"
+      "data, one MPI rank per device (N = data x pipeline), and\n"
       "prints the measured time per iteration and per component next to\n"
       "the prediction of the same scenario, with the relative error\n"
       "(predicted - measured) / measured. Use a profile calibrated on this\n"
@@ -54,6 +55,11 @@ static void help(void) {
       "                                steps, else 60)\n"
       "  --warmup N                    untimed iterations first (default 2)\n"
       "  --threads N                   oneDNN threads per rank (default 1)\n"
+      "  --device auto|cpu|gpu         whose kernels run: oneDNN on the CPU\n"
+      "                                or cuDNN on the GPU (default auto:\n"
+      "                                the GPU when the scenario's hardware\n"
+      "                                profile is a GPU; 'no CUDA device' is\n"
+      "                                an error, exit status 4)\n"
       "  --layers                      per-layer times in the table\n"
       "  --no-accumulate               overwrite rather than add the weight\n"
       "                                gradients of micro-batches after the\n"
@@ -174,6 +180,7 @@ static dnn_meas_exec_params exec_params(const dnn_scenario *scn,
                     : DNN_MEAS_EXEC_ADAM;
   p.seed = scn->training.seed;
   p.copies = scn->training.augment_copies ? scn->training.augment_copies : 1;
+  p.workspace_bytes = scn->hardware.workspace_MB * 1024.0 * 1024.0;
   return p;
 }
 
@@ -249,6 +256,19 @@ static void pct(char *buf, size_t n, double e) {
     snprintf(buf, n, "%+.1f%%", 100 * e);
 }
 
+/* "N MPI ranks, T oneDNN threads each" or "N MPI ranks on CUDA device 0
+ * (cuDNN)". */
+static const char *ranks_text(size_t ranks, const dnn_meas_exec_params *ep,
+                              size_t threads, char *buf, size_t n) {
+  if (ep->device == DNN_MEAS_EXEC_GPU)
+    snprintf(buf, n, "%zu MPI rank%s on CUDA device 0 (cuDNN)", ranks,
+             ranks == 1 ? "" : "s");
+  else
+    snprintf(buf, n, "%zu MPI rank%s, %zu oneDNN thread%s each", ranks,
+             ranks == 1 ? "" : "s", threads, threads == 1 ? "" : "s");
+  return buf;
+}
+
 static void print_table(const cli_world *w, const dnn_meas_exec *x,
                         const dnn_meas_exec_result *m, const dnn_prediction *p,
                         const dnn_meas_exec_params *ep, size_t threads,
@@ -259,10 +279,10 @@ static void print_table(const cli_world *w, const dnn_meas_exec *x,
   if (ep->pipeline > 1)
     printf(" (%zu micro-batches, %s)", ep->microbatches,
            ep->schedule == DNN_MEAS_EXEC_GPIPE ? "gpipe" : "1f1b");
-  printf("\n%zu MPI rank%s, %zu oneDNN thread%s each; %zu timed iterations "
-         "after %zu warm-up\n",
-         m->ranks, m->ranks == 1 ? "" : "s", threads, threads == 1 ? "" : "s",
-         m->iteration.samples, ep->warmup);
+  char rk[96];
+  printf("\n%s; %zu timed iterations after %zu warm-up\n",
+         ranks_text(m->ranks, ep, threads, rk, sizeof rk), m->iteration.samples,
+         ep->warmup);
   if (ep->copies > 1)
     printf("batch augmentation: %zu copies of each sample, %zu computed per "
            "replica (%zu unique)\n",
@@ -426,6 +446,9 @@ static json_t *result_json(const cli_world *w, const dnn_meas_exec *x,
                       json_integer((json_int_t)ep->microbatches));
   json_object_set_new(o, "ranks", json_integer((json_int_t)m->ranks));
   json_object_set_new(o, "threads", json_integer((json_int_t)threads));
+  json_object_set_new(
+      o, "device",
+      json_string(ep->device == DNN_MEAS_EXEC_GPU ? "gpu" : "cpu"));
   json_object_set_new(o, "warmup", json_integer((json_int_t)ep->warmup));
   json_object_set_new(o, "accumulate", json_boolean(ep->accumulate));
   json_object_set_new(o, "copies", json_integer((json_int_t)ep->copies));
@@ -613,10 +636,11 @@ static void mixed_table(const cli_world *w, const mixed_run *run) {
          scn->training.size_policy == DNN_SIZE_POLICY_BATCH ? "batch"
                                                             : "copies",
          scn->model.batch, scn->model.image, ep->data);
-  printf("%zu MPI rank%s, %zu oneDNN thread%s each; %zu steps drawn with "
-         "seed %llu after %zu warm-up iterations of each size\n\n",
-         ranks, ranks == 1 ? "" : "s", threads, threads == 1 ? "" : "s",
-         r->steps, ep->seed, ep->warmup);
+  char rk[96];
+  printf("%s; %zu steps drawn with seed %llu after %zu warm-up iterations "
+         "of each size\n\n",
+         ranks_text(ranks, ep, threads, rk, sizeof rk), r->steps, ep->seed,
+         ep->warmup);
   printf("%-7s %6s %6s %6s %6s %11s %11s %8s %11s %11s\n", "size", "batch",
          "copies", "p", "steps", "measured", "predicted", "error", "comm meas",
          "comm pred");
@@ -703,6 +727,9 @@ static json_t *mixed_json(const cli_world *w, const mixed_run *run) {
   json_object_set_new(o, "data", json_integer((json_int_t)run->ep->data));
   json_object_set_new(o, "ranks", json_integer((json_int_t)run->ranks));
   json_object_set_new(o, "threads", json_integer((json_int_t)run->threads));
+  json_object_set_new(
+      o, "device",
+      json_string(run->ep->device == DNN_MEAS_EXEC_GPU ? "gpu" : "cpu"));
   json_object_set_new(o, "warmup", json_integer((json_int_t)run->ep->warmup));
   json_object_set_new(o, "seed", json_integer((json_int_t)run->ep->seed));
   json_object_set_new(o, "profile", json_string(scn->hardware.profile));
@@ -801,6 +828,7 @@ static void realtime_off(bool on) {
 /* What the command line asked for. */
 typedef struct vopts {
   size_t repeats, warmup, threads;
+  dnn_meas_exec_device device;
   bool repeats_set, layers, realtime, accumulate;
   cli_format format;
 } vopts;
@@ -824,6 +852,7 @@ static dnn_status validate_mixed(const cli_world *w, const dnn_prediction *pred,
     st = mixed_sizes(w, ms, sz, err);
   dnn_meas_exec_params ep = exec_params(&w->scn, pred);
   ep.threads = vo->threads;
+  ep.device = vo->device;
   ep.warmup = vo->warmup;
   ep.accumulate = vo->accumulate;
   ep.repeats = vo->repeats_set         ? vo->repeats
@@ -883,6 +912,7 @@ static bool parse_count(const char *s, size_t *out, bool zero_ok) {
 int cli_cmd_validate(int argc, char **argv) {
   cli_scn_opts o = {.engine = -1};
   size_t repeats = 10, warmup = 2, threads = 1, timeout = 600;
+  int device = -1; /* auto, else a dnn_meas_exec_device */
   bool layers = false, realtime = false, accumulate = true;
   bool repeats_set = false;
   for (int i = 1; i < argc; i++) {
@@ -908,6 +938,19 @@ int cli_cmd_validate(int argc, char **argv) {
     } else if (strcmp(a, "--timeout") == 0 && v) {
       if (!parse_count(v, &timeout, true))
         return cli_usage_error("validate", "--timeout needs seconds");
+      i++;
+    } else if (strcmp(a, "--device") == 0 && v) {
+      if (strcmp(v, "auto") == 0)
+        device = -1;
+      else if (strcmp(v, "cpu") == 0)
+        device = DNN_MEAS_EXEC_CPU;
+      else if (strcmp(v, "gpu") == 0)
+        device = DNN_MEAS_EXEC_GPU;
+      else
+        return cli_usage_error("validate",
+                               "--device must be auto, cpu or "
+                               "gpu, not '%s'",
+                               v);
       i++;
     } else if (strcmp(a, "--layers") == 0) {
       layers = true;
@@ -987,6 +1030,10 @@ int cli_cmd_validate(int argc, char **argv) {
   if (st == DNN_OK) {
     ep = exec_params(&w.scn, &pred);
     ep.threads = threads;
+    ep.device = device >= 0 ? (dnn_meas_exec_device)device
+                : strcmp(dnn_hw_get(w.hw)->kind, "gpu") == 0
+                    ? DNN_MEAS_EXEC_GPU
+                    : DNN_MEAS_EXEC_CPU;
     ep.warmup = warmup;
     ep.repeats = repeats;
     ep.accumulate = accumulate;
@@ -1003,7 +1050,7 @@ int cli_cmd_validate(int argc, char **argv) {
   }
   dnn_meas_sysinfo si;
   dnn_meas_sysinfo_get(&si);
-  if (root && ranks * threads > si.cpus)
+  if (root && ep.device == DNN_MEAS_EXEC_CPU && ranks * threads > si.cpus)
     fprintf(stderr,
             "dnnsim: validate: note: %zu ranks x %zu thread%s share %zu "
             "CPUs if they run on this host: each rank then gets part of a "
@@ -1011,7 +1058,7 @@ int cli_cmd_validate(int argc, char **argv) {
             ranks, threads, threads == 1 ? "" : "s", si.cpus);
   int rc = CLI_EXIT_OK;
   if (w.scn.training.n_sizes > 0) {
-    vopts vo = {repeats, warmup,   threads,    repeats_set,
+    vopts vo = {repeats, warmup,   threads,    ep.device, repeats_set,
                 layers,  realtime, accumulate, o.format};
     st = validate_mixed(&w, &pred, mpi, &vo, ranks, root, &rc, &err);
     if (st)

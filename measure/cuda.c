@@ -137,39 +137,7 @@ dnn_status dnn_meas_gpu_microbatch(dnn_meas_gpu *g, const dnn_net *net,
 #include <cudnn.h>
 #include <cupti.h>
 
-/* ------------------------------------------------------------------------ */
-/* Errors                                                                   */
-/* ------------------------------------------------------------------------ */
-
-#define CUDA_TRY(call)                                                         \
-  do {                                                                         \
-    cudaError_t e_ = (call);                                                   \
-    if (e_ != cudaSuccess) {                                                   \
-      st = DNN_FAIL(err, DNN_ETOOLFAIL, "%s: %s", #call,                       \
-                    cudaGetErrorString(e_));                                   \
-      goto fail;                                                               \
-    }                                                                          \
-  } while (0)
-
-#define CUDNN_TRY(call)                                                        \
-  do {                                                                         \
-    cudnnStatus_t e_ = (call);                                                 \
-    if (e_ != CUDNN_STATUS_SUCCESS) {                                          \
-      st = DNN_FAIL(err, DNN_ETOOLFAIL, "%s: %s", #call,                       \
-                    cudnnGetErrorString(e_));                                  \
-      goto fail;                                                               \
-    }                                                                          \
-  } while (0)
-
-#define CUBLAS_TRY(call)                                                       \
-  do {                                                                         \
-    cublasStatus_t e_ = (call);                                                \
-    if (e_ != CUBLAS_STATUS_SUCCESS) {                                         \
-      st = DNN_FAIL(err, DNN_ETOOLFAIL, "%s: cuBLAS status %d", #call,         \
-                    (int)e_);                                                  \
-      goto fail;                                                               \
-    }                                                                          \
-  } while (0)
+#include "cuda_util.h"
 
 dnn_status dnn_meas_gpu_available(dnn_error *err) {
   int n = 0;

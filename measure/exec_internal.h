@@ -47,6 +47,8 @@ typedef struct dnn__xeng_params {
   double lr;           /* learning rate of the update */
   unsigned long long seed;
   dnn__xeng_kind kind;
+  double workspace_bytes; /* a GPU engine's per-layer convolution
+                             workspace limit */
 } dnn__xeng_params;
 
 /* ---- The stage's tensors (exec_plan.c, shared by the engines) --------- */

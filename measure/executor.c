@@ -79,6 +79,7 @@ dnn_meas_exec_params dnn_meas_exec_default_params(void) {
   p.seed = 0x5eed;
   p.accumulate = true;
   p.copies = 1;
+  p.workspace_bytes = 512.0 * 1024 * 1024;
   return p;
 }
 
@@ -462,7 +463,8 @@ dnn_status dnn_meas_exec_alloc(const dnn_net *net,
                          p->lr,
                          p->seed + 1000003ULL * x->stage,
                          p->device == DNN_MEAS_EXEC_GPU ? DNN__XENG_CUDNN
-                                                        : DNN__XENG_DNNL};
+                                                        : DNN__XENG_DNNL,
+                         p->workspace_bytes};
   st = dnn__xeng_alloc(&ep, &x->eng, err);
   if (st == DNN_OK)
     st = make_buckets(x, err);

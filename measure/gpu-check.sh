@@ -1,7 +1,8 @@
 #!/bin/sh
 # GPU check of the cuDNN + CUPTI back end (docs/measure.md): builds dnnsim
 # with CUDA, runs the GPU tests, a quick GPU calibration and a short one of
-# ResNet-18, checks the profiles load and predict, and prints a summary.
+# ResNet-18, of NCC (LSTMs) and a GPU validate run, checks the profiles
+# load and predict, and prints a summary.
 # Meant to finish in a few minutes on one GPU (well under 10).
 #
 #   measure/gpu-check.sh [BUILD_DIR] [OUT_DIR]
@@ -31,7 +32,7 @@ grep -q "GPU measurement with CUDA" "$log" ||
   { echo "gpu-check: CMake did not find CUDA with cuDNN and CUPTI"; exit 1; }
 jobs=$(nproc 2>/dev/null || echo 4)
 targets=dnnsim_cli
-[ $tests = ON ] && targets="$targets test_meas_cuda test_meas_ref test_meas_stats"
+[ $tests = ON ] && targets="$targets test_meas_cuda test_meas_executor_gpu test_meas_ref test_meas_stats"
 step "build"
 # shellcheck disable=SC2086
 cmake --build "$build" -j"$jobs" --target $targets >>"$log" 2>&1 ||
@@ -82,6 +83,13 @@ if [ -f "$out/gpu-ncc.meas.csv" ]; then
   echo "lstm rows: $n (2 layers x 3 passes x 2 batches expected: 12)"
   [ "$n" -eq 12 ] || status=1
 fi
+
+step "executor: validate resnet18 at 112 px, batch 64, on the GPU (cuDNN)"
+"$dnnsim" calibrate gpu --quick --network resnet18 --image 112 --batch 64 \
+  -o "$out/gpu-val.ini" >"$out/val-calib.txt" 2>&1 || status=1
+"$dnnsim" validate "$root/scenarios/validate/resnet18-gpu.ini" \
+  -s "hardware.profile=$out/gpu-val.ini" >"$out/validate.txt" 2>&1 || status=1
+grep -E "^iteration|measured:|dnnsim:" "$out/validate.txt"
 
 step "summary"
 csv=$out/gpu-resnet18.meas.csv

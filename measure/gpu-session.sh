@@ -29,6 +29,10 @@
 #      and is left out), or the prebuilt test binary         est. 15 s, cap 90
 #   g  NCC's LSTM kernel table through cuDNN's RNN API (first run on a
 #      device), batches 1, 8, 64                            est. 15 s, cap 60
+#   h  the executor's cuDNN engine (first run on a device): calibrate
+#      ResNet-18 at 112 px, batches 32 and 64, then `dnnsim validate
+#      scenarios/validate/resnet18-gpu.ini` with that profile and with the
+#      datasheet's                                          est. 40 s, cap 195
 #   d1 AlexNet kernel table: every conv algorithm, 224 px, batches 1..256
 #      (powers of two, the µ-cuDNN sizes), --base datasheet   est. 40 s, cap 150
 #   e1 AlexNet µ-cuDNN at 8, 64, 512 MiB: plans from the datasheet profile,
@@ -96,11 +100,14 @@ if [ "${1:-}" = "--prebuild" ]; then
   grep -q "GPU measurement with CUDA" "$CARRY/build.log" ||
     { echo "prebuild: CMake found no CUDA with cuDNN and CUPTI"; exit 1; }
   cmake --build "$b" -j"$(nproc)" --target dnnsim_cli test_meas_cuda \
-    >>"$CARRY/build.log" 2>&1 || { tail -30 "$CARRY/build.log"; exit 1; }
-  cp "$b/cli/dnnsim" "$b/tests/measure/test_meas_cuda" "$CARRY/bin/"
+    test_meas_executor_gpu >>"$CARRY/build.log" 2>&1 ||
+    { tail -30 "$CARRY/build.log"; exit 1; }
+  cp "$b/cli/dnnsim" "$b/tests/measure/test_meas_cuda" \
+    "$b/tests/measure/test_meas_executor_gpu" "$CARRY/bin/"
   # Shared libraries a CUDA image may lack; CUDA's and the C runtime's are
   # the machine's own.
-  ldd "$CARRY/bin/dnnsim" "$CARRY/bin/test_meas_cuda" |
+  ldd "$CARRY/bin/dnnsim" "$CARRY/bin/test_meas_cuda" \
+    "$CARRY/bin/test_meas_executor_gpu" |
     awk '/=> \// {print $3}' | sort -u |
     grep -Ev '/(libc|libm|libdl|libpthread|librt|libutil|libgcc_s|libstdc\+\+|libz|ld-linux[^/]*)\.so|libcu(da|dart|blas|blasLt|dnn|pti)[^/]*\.so' |
     while read -r lib; do cp -L "$lib" "$CARRY/lib/"; done
@@ -227,7 +234,7 @@ elif [ "${GPU_SESSION_PREBUILT:-0}" != 1 ] &&
     grep -q "GPU measurement with CUDA" "$W/a-configure.out" ||
       note "CMake did not find CUDA with cuDNN and CUPTI: the native build cannot measure"
     targets=(dnnsim_cli)
-    [ $tests = ON ] && targets+=(test_meas_cuda)
+    [ $tests = ON ] && targets+=(test_meas_cuda test_meas_executor_gpu)
     if run a-build 200 300 cmake --build "$BUILD" -j"$JOBS" --target "${targets[@]}" &&
       grep -q "GPU measurement with CUDA" "$W/a-configure.out"; then
       BIN=$BUILD/cli/dnnsim
@@ -306,6 +313,12 @@ summary() {
       csv=$W/ncc.meas.csv
       [ -s "$csv" ] || csv=$W/ncc.meas.csv.part
       [ -s "$csv" ] && awk -F, '$5 == "lstm" {printf "%s %s b=%s: %.4g ms (verify L2 %s)\n", $3, $6, $9, 1e3 * $16, $23}' "$csv" | head -18
+    fi
+    if [ -e "$W/h-validate.out" ] || [ -e "$W/h-validate-datasheet.out" ]; then
+      echo
+      echo "---- h: executor (cuDNN) vs prediction, resnet18 112 px batch 64"
+      grep -E "^component|^forward|^backward|^optimizer|^iteration|measured:|dnnsim:|error" "$W/h-validate.out" 2>/dev/null | head -12 | cut -c1-200
+      grep -o '"relative_error": *[-0-9.e]*' "$W/h-validate-datasheet.out" 2>/dev/null | sed 's/^/datasheet profile: /'
     fi
     for net in alexnet resnet18; do
       [ -e "$W/d-$net.out" ] || continue
@@ -392,7 +405,7 @@ summary
 if [ "$TEST" = ctest ]; then
   run b-tests 90 0 sh -c "cd '$BUILD' && ctest -L gpu -E calibrate_cli_gpu --output-on-failure --timeout 80"
 elif [ -n "$TEST" ]; then
-  run b-tests 90 0 "$TEST"
+  run b-tests 90 0 sh -c "'$TEST' && '$CARRY/bin/test_meas_executor_gpu'"
 fi
 
 # ---- g: NCC's LSTMs through cuDNN's RNN API ------------------------------
@@ -402,6 +415,21 @@ fi
 if [ -n "$BIN" ]; then
   (cd "$W" && run g-ncc 60 300 "$BIN" calibrate gpu --quick --network ncc \
     --batch 1,8,64 -o "$W/ncc.ini")
+fi
+
+# ---- h: the executor's cuDNN engine against the prediction ---------------
+# Also written without a device (Nov 2026). ResNet-18 at 112 px, batch 64,
+# one rank: calibrate the kernels it runs, then `dnnsim validate` with that
+# profile (the model's error) and with the datasheet profile.
+if [ -n "$BIN" ]; then
+  VSCN=$ROOT/scenarios/validate/resnet18-gpu.ini
+  (cd "$W" && run h-calib 90 240 "$BIN" calibrate gpu --quick \
+    --network resnet18 --image 112 --batch 32,64 -o "$W/val.ini")
+  [ -s "$W/val.ini" ] &&
+    run h-validate 60 200 "$BIN" validate "$VSCN" \
+      -s "hardware.profile=$W/val.ini" --layers
+  run h-validate-datasheet 45 180 "$BIN" validate "$VSCN" \
+    -s "hardware.profile=$DEV" -f json
 fi
 
 # ---- d, e: kernel tables and µ-cuDNN validation, per network ------------

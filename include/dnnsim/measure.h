@@ -350,7 +350,8 @@ typedef struct dnn_meas_kernel_row {
   size_t batch;
   double flops;           /* model arithmetic of this pass and algorithm */
   double bytes;           /* model bytes read + written */
-  double workspace_bytes; /* scratch memory the kernel used */
+  double workspace_bytes; /* GPU: per-layer convolution workspace limit
+                             (the fastest algorithm within it runs) */
   dnn_meas_stats t;       /* kernel time */
   double verify_rel_l2;   /* relative L2 error against the reference
                              (NaN when not verified) */
@@ -691,11 +692,15 @@ typedef struct dnn_meas_exec_params {
                     microbatches) per micro-batch); gradients, buckets and
                     the update are those of one copy. >= 1 */
   dnn_meas_exec_device device; /* CPU (default) or GPU */
+  double workspace_bytes;      /* GPU: per-layer convolution workspace limit
+                                  (the fastest algorithm within it runs);
+                                  0: 512 MiB */
 } dnn_meas_exec_params;
 
 /* One rank, global batch 8, one micro-batch, 1F1B, overlap with 25 MiB
  * buckets, SGD with lr 0.01, fp32, one thread, 2 warm-up and 10 timed
- * iterations, 95% confidence, gradients accumulated, one copy. */
+ * iterations, 95% confidence, gradients accumulated, one copy, the CPU
+ * (a 512 MiB convolution workspace on a GPU). */
 dnn_meas_exec_params dnn_meas_exec_default_params(void);
 
 /* DNN_EINVAL naming the first bad field (a stage cut outside the

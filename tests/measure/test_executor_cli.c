@@ -84,6 +84,7 @@ static void test_one_rank_json(void **state) {
   assert_rc(r, 0);
   json_t *j = parse(r.out);
   check_json(j, 1);
+  assert_string_equal(json_string_value(json_object_get(j, "device")), "cpu");
   assert_true(number(j, "measured", "comm_exposed_s") == 0);
   assert_true(number(j, "measured", "bubble_s") == 0);
   json_decref(j);
@@ -228,6 +229,27 @@ static void test_unsupported(void **state) {
   cli_result_free(&r);
 }
 
+/* The GPU engine: asked for explicitly, or by a GPU profile (auto). Where
+ * no CUDA device is (these VMs) that is a clear error, exit status 4; a
+ * machine with one runs it (test_meas_executor_gpu checks the run). */
+static void test_gpu_device(void **state) {
+  (void)state;
+  static const char *const how[] = {
+      "validate scenarios/validate/resnet18-dp1.ini " QUICK " --device gpu",
+      "validate scenarios/validate/resnet18-gpu.ini " QUICK};
+  for (size_t k = 0; k < 2; k++) {
+    cli_result r = cli_run(g_dir, MPIRUN " -np 1", how[k]);
+    if (r.rc == 0) { /* a GPU is here */
+      assert_contains(r.out, "on CUDA device 0 (cuDNN)");
+    } else {
+      assert_rc(r, 4 /* unavailable */);
+      if (strstr(r.err, "without") == NULL)
+        assert_contains(r.err, "no CUDA device");
+    }
+    cli_result_free(&r);
+  }
+}
+
 static void test_usage(void **state) {
   (void)state;
   cli_result r = cli_run(g_dir, "", "validate");
@@ -243,6 +265,11 @@ static void test_usage(void **state) {
               "validate scenarios/validate/resnet18-dp1.ini --repeats 0");
   assert_rc(r, 2 /* usage */);
   assert_contains(r.err, "--repeats needs a positive integer");
+  cli_result_free(&r);
+  r = cli_run(g_dir, "",
+              "validate scenarios/validate/resnet18-dp1.ini --device tpu");
+  assert_rc(r, 2 /* usage */);
+  assert_contains(r.err, "--device must be auto, cpu or gpu, not 'tpu'");
   cli_result_free(&r);
   r = cli_run(g_dir, "", "validate --help");
   assert_rc(r, 0);
@@ -271,6 +298,7 @@ int main(void) {
   cli_result_free(&r);
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_usage),
+      cmocka_unit_test(test_gpu_device),
       cmocka_unit_test(test_one_rank_json),
       cmocka_unit_test(test_two_ranks_json),
       cmocka_unit_test(test_augment_json),

@@ -449,6 +449,8 @@ static dnn_status parameters(xc *e, dnn_error *err) {
     total += (X->nw + XC_ALIGN - 1) / XC_ALIGN * XC_ALIGN;
     total += (X->nb + XC_ALIGN - 1) / XC_ALIGN * XC_ALIGN;
     X->pend = total;
+    e->pl.poff[i] = X->poff;
+    e->pl.pend[i] = X->pend;
     e->params += X->l->params;
   }
   if (total > (size_t)INT32_MAX)
@@ -621,8 +623,6 @@ static const dnn__xeng_ops xc_ops;
 dnn_status dnn__xeng_cudnn_alloc(const dnn__xeng_params *p, dnn__xeng **out,
                                  dnn_error *err) {
   *out = NULL;
-  DNN_ASSERT(p->slots >= 1 && p->slots <= DNN__XENG_MAX_SLOTS);
-  DNN_ASSERT(p->count >= 1 && p->mbs >= 1 && p->copies >= 1);
   if (p->optimizer == DNN_MEAS_EXEC_ADAM)
     return DNN_FAIL(err, DNN_EUNSUPPORTED,
                     "the GPU executor runs sgd and momentum: Adam's update "
@@ -635,6 +635,7 @@ dnn_status dnn__xeng_cudnn_alloc(const dnn__xeng_params *p, dnn__xeng **out,
   if (e == NULL)
     return nomem(err);
   e->base.ops = &xc_ops;
+  e->base.pl = &e->pl;
   e->p = *p;
   e->L = dnn_net_layer_count(p->net);
   e->last = p->first + p->count;
@@ -1060,18 +1061,6 @@ static dnn_status xc_grads_sync(dnn__xeng *eng, size_t off, size_t n,
              : copy(e, e->G + off, e->Gh + off, n, cudaMemcpyHostToDevice, err);
 }
 
-static void xc_grad_range(const dnn__xeng *eng, size_t lo, size_t hi,
-                          size_t *off, size_t *n) {
-  const xc *e = (const xc *)eng;
-  DNN_ASSERT(lo <= hi && lo >= e->p.first && hi <= e->last);
-  if (lo == hi) {
-    *off = *n = 0;
-    return;
-  }
-  *off = e->layers[lo].poff;
-  *n = e->layers[hi - 1].pend - *off;
-}
-
 static size_t xc_params_count(const dnn__xeng *eng) {
   return ((const xc *)eng)->params;
 }
@@ -1080,12 +1069,10 @@ static dnn_status xc_share_params(dnn__xeng *eng, const dnn__xeng *own,
                                   dnn_error *err) {
   xc *e = (xc *)eng;
   const xc *owner = (const xc *)own;
-  if (e->p.optimizer != owner->p.optimizer || e->nflat > owner->stride)
-    return DNN_FAIL(err, DNN_EINVAL,
-                    "cannot share parameters: %zu floats (optimizer %d) in "
-                    "storage for %zu (optimizer %d)",
-                    e->nflat, e->p.optimizer, owner->stride,
-                    owner->p.optimizer);
+  dnn_status st = dnn__xplan_share_check(
+      e->nflat, e->p.optimizer, owner->stride, owner->p.optimizer, err);
+  if (st)
+    return st;
   /* The layers address W, G and M at their offsets at every call, so
    * pointing these at the owner's is all it takes; the engine's own
    * storage is freed with the engine. */
@@ -1098,22 +1085,6 @@ static dnn_status xc_share_params(dnn__xeng *eng, const dnn__xeng *own,
 }
 
 /* ---- Boundaries ---------------------------------------------------------- */
-
-static size_t xc_n_in(const dnn__xeng *eng) {
-  return ((const xc *)eng)->pl.n_in;
-}
-
-static size_t xc_n_out(const dnn__xeng *eng) {
-  return ((const xc *)eng)->pl.n_out;
-}
-
-static size_t xc_in_layer(const dnn__xeng *eng, size_t k) {
-  return ((const xc *)eng)->pl.in[k];
-}
-
-static size_t xc_out_layer(const dnn__xeng *eng, size_t k) {
-  return ((const xc *)eng)->pl.out[k];
-}
 
 static size_t xc_in_floats(const dnn__xeng *eng, size_t k) {
   const xc *e = (const xc *)eng;
@@ -1147,16 +1118,6 @@ static dnn_status xc_out_act(dnn__xeng *eng, size_t k, size_t slot, float **buf,
   if (e->pl.t[j].external && t->fresh[slot])
     return DNN_OK;
   return copy(e, t->host[slot], t->act[slot], *n, cudaMemcpyDeviceToHost, err);
-}
-
-static bool xc_in_needs_grad(const dnn__xeng *eng, size_t k) {
-  const xc *e = (const xc *)eng;
-  return e->pl.t[e->pl.in[k]].needs_grad;
-}
-
-static bool xc_out_needs_grad(const dnn__xeng *eng, size_t k) {
-  const xc *e = (const xc *)eng;
-  return e->pl.t[e->pl.out[k]].needs_grad;
 }
 
 static float *xc_out_grad(dnn__xeng *eng, size_t k, size_t *n) {
@@ -1199,11 +1160,23 @@ static size_t xc_dims(const dnn__xeng *eng, size_t i, bool output,
 }
 
 static const dnn__xeng_ops xc_ops = {
-    xc_free,         xc_runs,           xc_run,           xc_fused_share,
-    xc_update,       xc_grads,          xc_grads_sync,    xc_grad_range,
-    xc_params_count, xc_share_params,   xc_n_in,          xc_n_out,
-    xc_in_layer,     xc_out_layer,      xc_in_floats,     xc_out_floats,
-    xc_in_act,       xc_out_act,        xc_in_needs_grad, xc_out_needs_grad,
-    xc_out_grad,     xc_out_grad_apply, xc_in_grad,       xc_dims};
+    .free = xc_free,
+    .runs = xc_runs,
+    .run = xc_run,
+    .fused_share = xc_fused_share,
+    .update = xc_update,
+    .grads = xc_grads,
+    .grads_sync = xc_grads_sync,
+    .params_count = xc_params_count,
+    .share_params = xc_share_params,
+    .in_floats = xc_in_floats,
+    .out_floats = xc_out_floats,
+    .in_act = xc_in_act,
+    .out_act = xc_out_act,
+    .out_grad = xc_out_grad,
+    .out_grad_apply = xc_out_grad_apply,
+    .in_grad = xc_in_grad,
+    .dims = xc_dims,
+};
 
 #endif /* DNNSIM_HAVE_CUDA */

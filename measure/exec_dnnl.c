@@ -1027,6 +1027,8 @@ static dnn_status parameters(xd *e, dnn_error *err) {
     if (b)
       total += align16(md_floats(b));
     X->pend = total;
+    e->pl.poff[i] = X->poff;
+    e->pl.pend[i] = X->pend;
     e->params += X->l->params;
   }
   e->nflat = total;
@@ -1457,12 +1459,11 @@ static const dnn__xeng_ops xd_ops;
 dnn_status dnn__xeng_dnnl_alloc(const dnn__xeng_params *p, dnn__xeng **out,
                                 dnn_error *err) {
   *out = NULL;
-  DNN_ASSERT(p->slots >= 1 && p->slots <= DNN__XENG_MAX_SLOTS);
-  DNN_ASSERT(p->count >= 1 && p->mbs >= 1 && p->copies >= 1);
   xd *e = dnn_calloc(1, sizeof *e);
   if (e == NULL)
     return nomem(err);
   e->base.ops = &xd_ops;
+  e->base.pl = &e->pl;
   e->p = *p;
   e->L = dnn_net_layer_count(p->net);
   e->last = p->first + p->count;
@@ -1728,18 +1729,6 @@ static float *xd_grads(dnn__xeng *eng, size_t *n) {
   return e->G;
 }
 
-static void xd_grad_range(const dnn__xeng *eng, size_t lo, size_t hi,
-                          size_t *off, size_t *n) {
-  const xd *e = (const xd *)eng;
-  DNN_ASSERT(lo <= hi && lo >= e->p.first && hi <= e->last);
-  if (lo == hi) {
-    *off = *n = 0;
-    return;
-  }
-  *off = e->layers[lo].poff;
-  *n = e->layers[hi - 1].pend - *off;
-}
-
 static size_t xd_params_count(const dnn__xeng *eng) {
   const xd *e = (const xd *)eng;
   return e->params;
@@ -1751,13 +1740,10 @@ static dnn_status xd_share_params(dnn__xeng *eng, const dnn__xeng *own,
                                   dnn_error *err) {
   xd *e = (xd *)eng;
   const xd *owner = (const xd *)own;
-  dnn_status st = DNN_OK;
-  if (e->p.optimizer != owner->p.optimizer || e->nflat > owner->stride)
-    return DNN_FAIL(err, DNN_EINVAL,
-                    "cannot share parameters: %zu floats (optimizer %d) in "
-                    "storage for %zu (optimizer %d)",
-                    e->nflat, e->p.optimizer, owner->stride,
-                    owner->p.optimizer);
+  dnn_status st = dnn__xplan_share_check(
+      e->nflat, e->p.optimizer, owner->stride, owner->p.optimizer, err);
+  if (st)
+    return st;
   /* Every parameter memory is a view at an offset of W or G. */
   for (size_t i = e->p.first; i < e->last; i++) {
     xlayer *X = &e->layers[i];
@@ -1785,26 +1771,6 @@ static dnn_status xd_share_params(dnn__xeng *eng, const dnn__xeng *own,
   e->stride = owner->stride;
 fail:
   return st;
-}
-
-static size_t xd_n_in(const dnn__xeng *eng) {
-  const xd *e = (const xd *)eng;
-  return e->pl.n_in;
-}
-
-static size_t xd_n_out(const dnn__xeng *eng) {
-  const xd *e = (const xd *)eng;
-  return e->pl.n_out;
-}
-
-static size_t xd_in_layer(const dnn__xeng *eng, size_t k) {
-  const xd *e = (const xd *)eng;
-  return e->pl.in[k];
-}
-
-static size_t xd_out_layer(const dnn__xeng *eng, size_t k) {
-  const xd *e = (const xd *)eng;
-  return e->pl.out[k];
 }
 
 static size_t xd_in_floats(const dnn__xeng *eng, size_t k) {
@@ -1843,16 +1809,6 @@ static dnn_status xd_out_act(dnn__xeng *eng, size_t k, size_t slot, float **buf,
   return st;
 }
 
-static bool xd_in_needs_grad(const dnn__xeng *eng, size_t k) {
-  const xd *e = (const xd *)eng;
-  return e->t[e->pl.in[k]].needs_grad;
-}
-
-static bool xd_out_needs_grad(const dnn__xeng *eng, size_t k) {
-  const xd *e = (const xd *)eng;
-  return e->t[e->pl.out[k]].needs_grad;
-}
-
 static float *xd_out_grad(dnn__xeng *eng, size_t k, size_t *n) {
   xd *e = (xd *)eng;
   xtensor *t = &e->t[e->pl.out[k]];
@@ -1888,29 +1844,23 @@ static size_t xd_dims(const dnn__xeng *eng, size_t i, bool output,
 }
 
 static const dnn__xeng_ops xd_ops = {
-    xd_free,
-    xd_runs,
-    xd_run,
-    xd_fused_share,
-    xd_update,
-    xd_grads,
-    NULL, /* the gradients are the host array */
-    xd_grad_range,
-    xd_params_count,
-    xd_share_params,
-    xd_n_in,
-    xd_n_out,
-    xd_in_layer,
-    xd_out_layer,
-    xd_in_floats,
-    xd_out_floats,
-    xd_in_act,
-    xd_out_act,
-    xd_in_needs_grad,
-    xd_out_needs_grad,
-    xd_out_grad,
-    xd_out_grad_apply,
-    xd_in_grad,
-    xd_dims};
+    .free = xd_free,
+    .runs = xd_runs,
+    .run = xd_run,
+    .fused_share = xd_fused_share,
+    .update = xd_update,
+    .grads = xd_grads,
+    .grads_sync = NULL /* the gradients are the host array */,
+    .params_count = xd_params_count,
+    .share_params = xd_share_params,
+    .in_floats = xd_in_floats,
+    .out_floats = xd_out_floats,
+    .in_act = xd_in_act,
+    .out_act = xd_out_act,
+    .out_grad = xd_out_grad,
+    .out_grad_apply = xd_out_grad_apply,
+    .in_grad = xd_in_grad,
+    .dims = xd_dims,
+};
 
 #endif /* DNNSIM_HAVE_DNNL */

@@ -7,6 +7,8 @@
 dnn_status dnn__xeng_alloc(const dnn__xeng_params *p, dnn__xeng **out,
                            dnn_error *err) {
   *out = NULL;
+  DNN_ASSERT(p->slots >= 1 && p->slots <= DNN__XENG_MAX_SLOTS);
+  DNN_ASSERT(p->count >= 1 && p->mbs >= 1 && p->copies >= 1);
   switch (p->kind) {
   case DNN__XENG_DNNL:
     return dnn__xeng_dnnl_alloc(p, out, err);

@@ -75,6 +75,9 @@ typedef struct dnn__xplan {
   dnn__xplan_tensor *t;    /* L entries (unused past last) */
   size_t *in, n_in;        /* received tensors (producer layers), in order */
   size_t *out, n_out;      /* sent tensors */
+  size_t *poff, *pend;     /* each stage layer's range of the engine's flat
+                              parameter and gradient buffers, in floats
+                              (the engine fills them; L entries) */
 } dnn__xplan;
 
 /* Builds the plan of layers [first, first + count). DNN_ENOMEM. */
@@ -87,6 +90,12 @@ void dnn__xplan_free(dnn__xplan *pl);
  * to it: the highest consumer first, its inputs in order; a received
  * gradient (outgoing tensors) before all. */
 bool dnn__xplan_edge_first(const dnn__xplan *pl, size_t j, size_t i, size_t k);
+
+/* Whether an engine holding `nflat` parameter floats with optimizer `opt`
+ * can use storage of `stride` floats set up for optimizer `owner_opt`
+ * (dnn__xeng_share_params); DNN_EINVAL saying why not. */
+dnn_status dnn__xplan_share_check(size_t nflat, int opt, size_t stride,
+                                  int owner_opt, dnn_error *err);
 
 /* The label of loss row r among `classes`: a hash of the row of the sample
  * whose copy it is (`per` rows a sample, `span` = per x copies a group of
@@ -108,23 +117,15 @@ typedef struct dnn__xeng_ops {
   float *(*grads)(dnn__xeng *e, size_t *n);
   dnn_status (*grads_sync)(dnn__xeng *e, size_t off, size_t n, bool to_host,
                            dnn_error *err);
-  void (*grad_range)(const dnn__xeng *e, size_t lo, size_t hi, size_t *off,
-                     size_t *n);
   size_t (*params_count)(const dnn__xeng *e);
   dnn_status (*share_params)(dnn__xeng *e, const dnn__xeng *owner,
                              dnn_error *err);
-  size_t (*n_in)(const dnn__xeng *e);
-  size_t (*n_out)(const dnn__xeng *e);
-  size_t (*in_layer)(const dnn__xeng *e, size_t k);
-  size_t (*out_layer)(const dnn__xeng *e, size_t k);
   size_t (*in_floats)(const dnn__xeng *e, size_t k);
   size_t (*out_floats)(const dnn__xeng *e, size_t k);
   float *(*in_act)(dnn__xeng *e, size_t k, size_t slot, size_t *n,
                    size_t *layer);
   dnn_status (*out_act)(dnn__xeng *e, size_t k, size_t slot, float **buf,
                         size_t *n, size_t *layer, dnn_error *err);
-  bool (*in_needs_grad)(const dnn__xeng *e, size_t k);
-  bool (*out_needs_grad)(const dnn__xeng *e, size_t k);
   float *(*out_grad)(dnn__xeng *e, size_t k, size_t *n);
   dnn_status (*out_grad_apply)(dnn__xeng *e, size_t k, size_t slot,
                                dnn_error *err);
@@ -137,6 +138,7 @@ typedef struct dnn__xeng_ops {
 /* The first member of every engine's state. */
 struct dnn__xeng {
   const dnn__xeng_ops *ops;
+  const dnn__xplan *pl; /* the engine's plan of the stage */
 };
 
 /*
@@ -205,7 +207,9 @@ static inline float *dnn__xeng_grads(dnn__xeng *e, size_t *n) {
 }
 static inline void dnn__xeng_grad_range(const dnn__xeng *e, size_t lo,
                                         size_t hi, size_t *off, size_t *n) {
-  e->ops->grad_range(e, lo, hi, off, n);
+  DNN_ASSERT(lo <= hi && lo >= e->pl->first && hi <= e->pl->last);
+  *off = lo < hi ? e->pl->poff[lo] : 0;
+  *n = lo < hi ? e->pl->pend[hi - 1] - *off : 0;
 }
 
 /*
@@ -251,18 +255,18 @@ dnn__xeng_share_params(dnn__xeng *e, const dnn__xeng *owner, dnn_error *err) {
  * order, as plain row-major floats in host memory.
  */
 static inline size_t dnn__xeng_n_in(const dnn__xeng *e) {
-  return e->ops->n_in(e);
+  return e->pl->n_in;
 }
 static inline size_t dnn__xeng_n_out(const dnn__xeng *e) {
-  return e->ops->n_out(e);
+  return e->pl->n_out;
 }
 
 /* The layer producing input / output tensor k. */
 static inline size_t dnn__xeng_in_layer(const dnn__xeng *e, size_t k) {
-  return e->ops->in_layer(e, k);
+  return e->pl->in[k];
 }
 static inline size_t dnn__xeng_out_layer(const dnn__xeng *e, size_t k) {
-  return e->ops->out_layer(e, k);
+  return e->pl->out[k];
 }
 /* Floats of input / output tensor k on the wire. */
 static inline size_t dnn__xeng_in_floats(const dnn__xeng *e, size_t k) {
@@ -287,10 +291,10 @@ static inline dnn_status dnn__xeng_out_act(dnn__xeng *e, size_t k, size_t slot,
 }
 /* Whether input / output k carries a gradient back. */
 static inline bool dnn__xeng_in_needs_grad(const dnn__xeng *e, size_t k) {
-  return e->ops->in_needs_grad(e, k);
+  return e->pl->t[e->pl->in[k]].needs_grad;
 }
 static inline bool dnn__xeng_out_needs_grad(const dnn__xeng *e, size_t k) {
-  return e->ops->out_needs_grad(e, k);
+  return e->pl->t[e->pl->out[k]].needs_grad;
 }
 /* Backward: the buffer to receive output k's gradient into, then
  * dnn__xeng_out_grad_apply writes it into the tensor's gradient (the first

@@ -67,7 +67,9 @@ dnn_status dnn__xplan_build(const dnn_net *net, size_t first, size_t count,
   if (st)
     return st;
   pl->t = dnn_calloc(pl->L ? pl->L : 1, sizeof *pl->t);
-  if (pl->t == NULL)
+  pl->poff = dnn_calloc(pl->L ? pl->L : 1, sizeof *pl->poff);
+  pl->pend = dnn_calloc(pl->L ? pl->L : 1, sizeof *pl->pend);
+  if (!pl->t || !pl->poff || !pl->pend)
     return DNN_FAIL(err, DNN_ENOMEM, "out of memory building the executor");
   size_t ni = 0, no = 0;
   for (size_t j = 0; j < pl->last; j++) {
@@ -119,6 +121,8 @@ void dnn__xplan_free(dnn__xplan *pl) {
   dnn_free(pl->t);
   dnn_free(pl->in);
   dnn_free(pl->out);
+  dnn_free(pl->poff);
+  dnn_free(pl->pend);
   memset(pl, 0, sizeof *pl);
 }
 
@@ -135,6 +139,16 @@ bool dnn__xplan_edge_first(const dnn__xplan *pl, size_t j, size_t i, size_t k) {
         return ci == i && q == k;
   }
   return false;
+}
+
+dnn_status dnn__xplan_share_check(size_t nflat, int opt, size_t stride,
+                                  int owner_opt, dnn_error *err) {
+  if (opt == owner_opt && nflat <= stride)
+    return DNN_OK;
+  return DNN_FAIL(err, DNN_EINVAL,
+                  "cannot share parameters: %zu floats (optimizer %d) in "
+                  "storage for %zu (optimizer %d)",
+                  nflat, opt, stride, owner_opt);
 }
 
 size_t dnn__xplan_label(size_t r, size_t per, size_t span, size_t classes) {

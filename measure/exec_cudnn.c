@@ -439,6 +439,11 @@ fail:
 
 /* ---- Building ------------------------------------------------------------ */
 
+/* Where layer X's bias (or batch-norm shift) starts in a flat buffer. */
+static size_t bias_off(const clayer *X) {
+  return X->poff + (X->nw + XC_ALIGN - 1) / XC_ALIGN * XC_ALIGN;
+}
+
 /* Parameters in flat device buffers, initialised as exec_dnnl.c does
  * (weights ~ 1/sqrt(fan-in), batch-norm scales near 1, biases small). */
 static dnn_status parameters(xc *e, dnn_error *err) {
@@ -481,16 +486,11 @@ static dnn_status parameters(xc *e, dnn_error *err) {
                bn ? 1.0f : 0.0f, err));
     }
     if (X->nb)
-      TRY(fill(e, e->W + X->poff + (X->nw + XC_ALIGN - 1) / XC_ALIGN * XC_ALIGN,
-               X->nb, e->p.seed + 37 * i, 0.1f, 0.0f, err));
+      TRY(fill(e, e->W + bias_off(X), X->nb, e->p.seed + 37 * i, 0.1f, 0.0f,
+               err));
   }
 fail:
   return st;
-}
-
-/* Where layer X's bias (or batch-norm shift) starts in a flat buffer. */
-static size_t bias_off(const clayer *X) {
-  return X->poff + (X->nw + XC_ALIGN - 1) / XC_ALIGN * XC_ALIGN;
 }
 
 /* Activations: per slot, a flatten's its input's, received ones with

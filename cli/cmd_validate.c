@@ -1076,10 +1076,29 @@ int cli_cmd_validate(int argc, char **argv) {
   if (st) {
     rc = root ? cli_fail(&err, st) : cli_exit_code(st);
   } else if (root) {
-    if (o.format == CLI_FORMAT_JSON)
-      rc = cli_print_json(result_json(&w, x, &res, &pred, &ep, threads));
-    else
+    /* The loss on one fixed batch, where rank 0's stage has the loss
+     * layer: a check that the kernels train (docs/validation.md). */
+    double lf = (double)NAN, ll = (double)NAN;
+    dnn_error le;
+    bool has_loss = dnn_meas_exec_loss(x, &lf, &ll, &le) == DNN_OK &&
+                    isfinite(lf) && isfinite(ll);
+    if (o.format == CLI_FORMAT_JSON) {
+      json_t *j = result_json(&w, x, &res, &pred, &ep, threads);
+      if (has_loss && j) {
+        json_t *lo = json_object();
+        json_object_set_new(lo, "first", json_real(lf));
+        json_object_set_new(lo, "last", json_real(ll));
+        json_object_set_new(j, "loss", lo);
+      }
+      rc = cli_print_json(j);
+    } else {
       print_table(&w, x, &res, &pred, &ep, threads, layers);
+      if (has_loss)
+        printf("training check: loss %.4g after the first iteration, %.4g "
+               "after the last (one fixed batch: it falls when the kernels "
+               "train)\n",
+               lf, ll);
+    }
   }
   dnn_meas_exec_free(x);
   cli_world_free(&w);

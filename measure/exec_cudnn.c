@@ -154,6 +154,8 @@ struct xc {
   float *tmp; /* scratch of the largest tensor (a dropout's contribution,
                  a batch norm's unused input gradient) */
   size_t tmp_floats;
+  size_t loss_layer; /* the stage's softmax_xent, or DNN_MEAS_NONE */
+  bool ran[MAXS];    /* its forward ran in the slot */
   /* Owned memory. */
   void **dev, **pin;
   size_t n_dev, cap_dev, n_pin, cap_pin;
@@ -414,6 +416,8 @@ static dnn_status layer_build(xc *e, size_t i, dnn_error *err) {
   case DNN_LAYER_SOFTMAX:
   case DNN_LAYER_SOFTMAX_XENT: {
     X->kind = l->kind == DNN_LAYER_SOFTMAX ? K_SOFTMAX : K_XENT;
+    if (X->kind == K_XENT)
+      e->loss_layer = i;
     X->cols = l->in.dim[l->in.rank - 1];
     X->rows = n * (in_per / X->cols);
     CUDNN_TRY(desc4(&X->x, X->rows, X->cols, 1, 1));
@@ -636,6 +640,7 @@ dnn_status dnn__xeng_cudnn_alloc(const dnn__xeng_params *p, dnn__xeng **out,
     return nomem(err);
   e->base.ops = &xc_ops;
   e->base.pl = &e->pl;
+  e->loss_layer = DNN_MEAS_NONE;
   e->p = *p;
   e->L = dnn_net_layer_count(p->net);
   e->last = p->first + p->count;
@@ -796,6 +801,7 @@ static dnn_status forward(xc *e, clayer *X, size_t slot, dnn_error *err) {
     break;
   case K_SOFTMAX:
   case K_XENT:
+    e->ran[slot] = true;
     CUDNN_TRY(cudnnSoftmaxForward(e->dnn, CUDNN_SOFTMAX_ACCURATE,
                                   CUDNN_SOFTMAX_MODE_INSTANCE, &one, X->x, x,
                                   &zero, X->x, y));
@@ -1159,6 +1165,36 @@ static size_t xc_dims(const dnn__xeng *eng, size_t i, bool output,
   return s->rank + 1;
 }
 
+/* The loss from the device's probabilities (the labels are the one-hot
+ * rows' hash, exec_plan.c). */
+static dnn_status xc_loss(dnn__xeng *eng, size_t slot, double *out,
+                          dnn_error *err) {
+  xc *e = (xc *)eng;
+  *out = NAN;
+  if (e->loss_layer == DNN_MEAS_NONE || !e->ran[slot])
+    return DNN_FAIL(err, DNN_ENOTFOUND,
+                    "no loss: the stage has no softmax_xent layer, or no "
+                    "forward ran");
+  const clayer *X = &e->layers[e->loss_layer];
+  size_t n = X->rows * X->cols, per = X->rows / e->p.mbs;
+  float *p = dnn_malloc((n ? n : 1) * sizeof *p);
+  if (p == NULL)
+    return DNN_FAIL(err, DNN_ENOMEM, "out of memory");
+  dnn_status st =
+      copy(e, p, e->t[e->loss_layer].act[slot], n, cudaMemcpyDeviceToHost, err);
+  if (st == DNN_OK) {
+    double loss = 0;
+    for (size_t r = 0; r < X->rows; r++) {
+      size_t c = dnn__xplan_label(r, per, per * e->p.copies, X->cols);
+      double q = (double)p[r * X->cols + c];
+      loss -= log(q > 1e-30 ? q : 1e-30);
+    }
+    *out = loss / (double)X->rows;
+  }
+  dnn_free(p);
+  return st;
+}
+
 static const dnn__xeng_ops xc_ops = {
     .free = xc_free,
     .runs = xc_runs,
@@ -1177,6 +1213,7 @@ static const dnn__xeng_ops xc_ops = {
     .out_grad_apply = xc_out_grad_apply,
     .in_grad = xc_in_grad,
     .dims = xc_dims,
+    .loss = xc_loss,
 };
 
 #endif /* DNNSIM_HAVE_CUDA */

@@ -181,8 +181,10 @@ struct xd {
   void *scratch_raw;
   void *scratch;
   size_t scratch_bytes;
-  size_t step;            /* optimizer steps (Adam's bias correction) */
-  unsigned long long rng; /* dropout masks */
+  size_t step; /* optimizer steps (Adam's bias correction) */
+  double loss[DNN__XENG_MAX_SLOTS]; /* the loss of each slot's last forward
+                                       (NaN: none) */
+  unsigned long long rng;           /* dropout masks */
 };
 
 #define TRY(x)                                                                 \
@@ -1464,6 +1466,8 @@ dnn_status dnn__xeng_dnnl_alloc(const dnn__xeng_params *p, dnn__xeng **out,
     return nomem(err);
   e->base.ops = &xd_ops;
   e->base.pl = &e->pl;
+  for (size_t s = 0; s < DNN__XENG_MAX_SLOTS; s++)
+    e->loss[s] = NAN;
   e->p = *p;
   e->L = dnn_net_layer_count(p->net);
   e->last = p->first + p->count;
@@ -1615,8 +1619,7 @@ static dnn_status run_op(xd *e, const xop *op, size_t slot, dnn_error *err) {
       double q = (double)prob[r * op->cols + c];
       loss -= log(q > 1e-30 ? q : 1e-30);
     }
-    /* Kept so that the work is not optimised away. */
-    e->rng ^= (unsigned long long)(loss * 1e3);
+    e->loss[slot] = loss / (double)op->rows;
     break;
   }
   case OP_XENT_BWD: {
@@ -1843,6 +1846,17 @@ static size_t xd_dims(const dnn__xeng *eng, size_t i, bool output,
   return r;
 }
 
+static dnn_status xd_loss(dnn__xeng *eng, size_t slot, double *out,
+                          dnn_error *err) {
+  const xd *e = (const xd *)eng;
+  *out = e->loss[slot];
+  if (isnan(*out))
+    return DNN_FAIL(err, DNN_ENOTFOUND,
+                    "no loss: the stage has no softmax_xent layer, or no "
+                    "forward ran");
+  return DNN_OK;
+}
+
 static const dnn__xeng_ops xd_ops = {
     .free = xd_free,
     .runs = xd_runs,
@@ -1861,6 +1875,7 @@ static const dnn__xeng_ops xd_ops = {
     .out_grad_apply = xd_out_grad_apply,
     .in_grad = xd_in_grad,
     .dims = xd_dims,
+    .loss = xd_loss,
 };
 
 #endif /* DNNSIM_HAVE_DNNL */

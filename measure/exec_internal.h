@@ -133,6 +133,7 @@ typedef struct dnn__xeng_ops {
                         size_t *n, dnn_error *err);
   size_t (*dims)(const dnn__xeng *e, size_t i, bool output,
                  size_t dims[DNN_SHAPE_MAX_RANK + 1]);
+  dnn_status (*loss)(dnn__xeng *e, size_t slot, double *out, dnn_error *err);
 } dnn__xeng_ops;
 
 /* The first member of every engine's state. */
@@ -318,6 +319,14 @@ static inline dnn_status dnn__xeng_in_grad(dnn__xeng *e, size_t k, size_t slot,
  * for dnn__xeng_threads_restore (OpenMP builds; otherwise no effect). */
 int dnn__xeng_threads(size_t threads);
 void dnn__xeng_threads_restore(int prev);
+
+/* The mean cross-entropy of the stage's loss layer in `slot`'s last
+ * forward (not timed; DNN_ENOTFOUND without a loss layer or before one
+ * ran). */
+static inline dnn_status dnn__xeng_loss(dnn__xeng *e, size_t slot, double *out,
+                                        dnn_error *err) {
+  return e->ops->loss(e, slot, out, err);
+}
 
 /* ---- Structure, for tests and the step log ------------------------------ */
 

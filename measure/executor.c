@@ -196,6 +196,7 @@ struct dnn_meas_exec {
   double *layer_t;   /* repeats x L x DNN_PASS_COUNT */
   double *layer_md;  /* L x DNN_PASS_COUNT, after a run */
   double *rank_info; /* ranks x INFO, every rank's medians after a run */
+  double loss_first; /* the loss after the last run's first iteration */
 #if DNNSIM_HAVE_MPI
   MPI_Comm dp;      /* the stage's replicas (MPI_COMM_NULL when data = 1) */
   MPI_Request *req; /* buckets, then act sends, then grad sends */
@@ -429,6 +430,7 @@ dnn_status dnn_meas_exec_alloc(const dnn_net *net,
   dnn_meas_exec *x = dnn_calloc(1, sizeof *x);
   if (x == NULL)
     return DNN_FAIL(err, DNN_ENOMEM, "out of memory building the executor");
+  x->loss_first = (double)NAN;
   x->p = *p;
   x->p.stage_first = NULL;
   x->net = net;
@@ -938,14 +940,50 @@ done:
   return st;
 }
 
+/* The mean loss over the slots (NaN without one). */
+static dnn_status loss_now(dnn_meas_exec *x, double *loss, dnn_error *err) {
+  double sum = 0;
+  *loss = (double)NAN;
+  for (size_t s = 0; s < x->slots; s++) {
+    double l;
+    dnn_status st = dnn__xeng_loss(x->eng, s, &l, err);
+    if (st)
+      return st;
+    sum += l;
+  }
+  *loss = sum / dnn__d(x->slots);
+  return DNN_OK;
+}
+
+/* Keeps the loss after the run's first iteration (not timed). */
+static void note_first_loss(dnn_meas_exec *x) {
+  dnn_error e;
+  if (loss_now(x, &x->loss_first, &e) != DNN_OK)
+    x->loss_first = (double)NAN;
+}
+
 dnn_status dnn_meas_exec_run(dnn_meas_exec *x, dnn_meas_exec_result *out,
                              dnn_error *err) {
-  size_t R = x->p.repeats;
+  size_t R = x->p.repeats, W = x->p.warmup;
   memset(x->layer_t, 0, R * x->L * DNN_PASS_COUNT * sizeof *x->layer_t);
-  dnn_status st = warm(x, x->p.warmup, err);
-  for (size_t r = 0; r < R && st == DNN_OK; r++)
+  x->loss_first = (double)NAN;
+  dnn_status st = warm(x, W ? 1 : 0, err);
+  if (st == DNN_OK && W) {
+    note_first_loss(x);
+    st = warm(x, W - 1, err);
+  }
+  for (size_t r = 0; r < R && st == DNN_OK; r++) {
     st = timed(x, r, err);
+    if (st == DNN_OK && r == 0 && W == 0)
+      note_first_loss(x);
+  }
   return summarise(x, R, st, out, err);
+}
+
+dnn_status dnn_meas_exec_loss(dnn_meas_exec *x, double *first, double *last,
+                              dnn_error *err) {
+  *first = x->loss_first;
+  return loss_now(x, last, err);
 }
 
 /* ------------------------------------------------------------------------ */

@@ -89,7 +89,7 @@ step "executor: validate resnet18 at 112 px, batch 64, on the GPU (cuDNN)"
   -o "$out/gpu-val.ini" >"$out/val-calib.txt" 2>&1 || status=1
 "$dnnsim" validate "$root/scenarios/validate/resnet18-gpu.ini" \
   -s "hardware.profile=$out/gpu-val.ini" >"$out/validate.txt" 2>&1 || status=1
-grep -E "^iteration|measured:|dnnsim:" "$out/validate.txt"
+grep -E "^iteration|measured:|training check|dnnsim:" "$out/validate.txt"
 
 step "summary"
 csv=$out/gpu-resnet18.meas.csv

@@ -317,7 +317,7 @@ summary() {
     if [ -e "$W/h-validate.out" ] || [ -e "$W/h-validate-datasheet.out" ]; then
       echo
       echo "---- h: executor (cuDNN) vs prediction, resnet18 112 px batch 64"
-      grep -E "^component|^forward|^backward|^optimizer|^iteration|measured:|dnnsim:|error" "$W/h-validate.out" 2>/dev/null | head -12 | cut -c1-200
+      grep -E "^component|^forward|^backward|^optimizer|^iteration|measured:|training check|dnnsim:|error" "$W/h-validate.out" 2>/dev/null | head -13 | cut -c1-200
       grep -o '"relative_error": *[-0-9.e]*' "$W/h-validate-datasheet.out" 2>/dev/null | sed 's/^/datasheet profile: /'
     fi
     for net in alexnet resnet18; do

@@ -812,6 +812,19 @@ dnn_status dnn_meas_exec_run(dnn_meas_exec *x, dnn_meas_exec_result *out,
 void dnn_meas_exec_rank_result(const dnn_meas_exec *x, size_t rank,
                                dnn_meas_exec_result *out);
 
+/*
+ * The training loss on this rank: the mean over its micro-batch slots of
+ * the cross-entropy -log p[label] of the stage's softmax_xent layer, after
+ * the last run's first iteration (*first; NaN when unknown) and now
+ * (*last). Labels are fixed per sample and the data per slot, so the
+ * iterations train on one batch and the loss must fall: a check of the
+ * kernels' numerics, which timing alone does not see. Not timed.
+ * DNN_ENOTFOUND when this rank's stage has no loss layer or nothing ran
+ * yet; DNN_ETOOLFAIL from a GPU copy.
+ */
+dnn_status dnn_meas_exec_loss(dnn_meas_exec *x, double *first, double *last,
+                              dnn_error *err);
+
 /* This rank's stage and replica. */
 size_t dnn_meas_exec_stage(const dnn_meas_exec *x);
 size_t dnn_meas_exec_replica(const dnn_meas_exec *x);

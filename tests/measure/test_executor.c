@@ -526,6 +526,35 @@ static void test_accumulate_flag(void **state) {
   dnn_net_free(net);
 }
 
+/* The kernels train: the data and labels of a slot are fixed, so repeated
+ * iterations fit one batch and the loss must fall well below its start
+ * (ln 7 for 7 classes). A wrong gradient (a sign, a layout, a missing
+ * contribution) stalls or raises it; timing alone would not show that. */
+static void test_training_reduces_loss(void **state) {
+  (void)state;
+  dnn_net *net = load_net();
+  dnn_meas_exec_params p = small_params();
+  p.optimizer = DNN_MEAS_EXEC_MOMENTUM;
+  p.lr = 0.05;
+  p.microbatches = 2;
+  p.warmup = 1;
+  p.repeats = 40;
+  dnn_meas_exec *x = NULL;
+  dnn_error e;
+  assert_ok(dnn_meas_exec_alloc(net, &p, NULL, &x, &e), &e);
+  double first, last;
+  assert_int_equal(dnn_meas_exec_loss(x, &first, &last, &e), DNN_ENOTFOUND);
+  assert_true(isnan(first));
+  dnn_meas_exec_result r;
+  assert_ok(dnn_meas_exec_run(x, &r, &e), &e);
+  assert_ok(dnn_meas_exec_loss(x, &first, &last, &e), &e);
+  printf("loss %.4f after the first iteration, %.4f after 41\n", first, last);
+  assert_true(first > 1.0 && first < 4.0);
+  assert_true(last < 0.5 * first);
+  dnn_meas_exec_free(x);
+  dnn_net_free(net);
+}
+
 /* ---- Batch augmentation -------------------------------------------------- */
 
 /* M copies of each sample: every kernel runs at M x the micro-batch, while
@@ -816,6 +845,7 @@ int main(void) {
       cmocka_unit_test(test_alloc_failures),
       cmocka_unit_test(test_insitu_rows),
       cmocka_unit_test(test_accumulate_flag),
+      cmocka_unit_test(test_training_reduces_loss),
       cmocka_unit_test(test_copies_structure),
       cmocka_unit_test(test_copies_bad),
       cmocka_unit_test(test_size_schedule),

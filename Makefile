@@ -60,7 +60,8 @@ VALGRIND ?= valgrind
 MEMCHECK_SKIP ?= ^test_meas_mpi$$|^test_meas_executor_mpi$$|^test_meas_dnnl$$
 VGFLAGS  ?= --error-exitcode=99 --leak-check=full \
             --errors-for-leak-kinds=definite,indirect \
-            --show-leak-kinds=definite,indirect --track-origins=yes
+            --show-leak-kinds=definite,indirect --track-origins=yes \
+            --suppressions=$(CURDIR)/tests/valgrind.supp
 check-memory: build
 	@./scripts/install-deps memcheck
 	@command -v $(VALGRIND) >/dev/null || \

@@ -19,8 +19,9 @@
  * in the kernel where cuDNN and cuBLAS take a beta); the gradient of an
  * add or flatten input that nothing else differentiates is the add's
  * output gradient itself (aliased, free). The loss gradient is
- * (p - onehot(label)) / rows in one cudnnOpTensor; the scalar loss is not
- * computed (cuDNN has no logarithm; it is one read of p).
+ * (p - onehot(label)) / rows in one cudnnOpTensor; the timed step does
+ * not compute the scalar loss (cuDNN has no logarithm; it is one read of
+ * p): the training check (xc_loss) does, on the host and untimed.
  *
  * Every micro-batch in flight has its own activations, batch-norm
  * statistics and dropout reserve (a slot); gradients are shared.

@@ -13,3 +13,7 @@ B=${1:-build}
 "$B/cli/dnnsim" search scenarios/gpt-175b-a100.ini --devices 4096 --top 3 |
   sed -n 3,4p
 bench/validate-vtrain ../shared/validation/vtrain "$B"
+# Blocking against non-blocking allreduce on this machine's MPI (MPI builds).
+if [ -x "$B/bench/dnnsim_bench_nbc" ] && command -v mpirun >/dev/null; then
+  mpirun --allow-run-as-root --oversubscribe -np 2 "$B/bench/dnnsim_bench_nbc"
+fi

@@ -31,8 +31,9 @@
  * bucket) and the optimizer is one elementwise pass over the buffers,
  * in plain C (oneDNN 2.6's sum primitive streams at half the speed of a
  * vectorised loop on one thread; an optimised build vectorises it).
- * Values are random; what is measured is time, and nothing here checks
- * numerics (dnnl.c verifies the same kernels against ref.c).
+ * Values are random; what is measured is time. The only numerics kept is
+ * the loss of each slot's last forward, for the executor's training check
+ * (dnn_meas_exec_loss); dnnl.c verifies the kernels against ref.c.
  *
  * Invariant: every oneDNN object created here is in one of the engine's
  * lists and is destroyed by dnn__xeng_free, whatever failed.

@@ -32,7 +32,7 @@
 #   h  the executor's cuDNN engine (first run on a device): calibrate
 #      ResNet-18 at 112 px, batches 32 and 64, then `dnnsim validate
 #      scenarios/validate/resnet18-gpu.ini` with that profile and with the
-#      datasheet's                                          est. 40 s, cap 195
+#      datasheet's                                          est. 40 s, cap 165
 #   d1 AlexNet kernel table: every conv algorithm, 224 px, batches 1..256
 #      (powers of two, the µ-cuDNN sizes), --base datasheet   est. 40 s, cap 150
 #   e1 AlexNet µ-cuDNN at 8, 64, 512 MiB: plans from the datasheet profile,
@@ -423,7 +423,7 @@ fi
 # profile (the model's error) and with the datasheet profile.
 if [ -n "$BIN" ]; then
   VSCN=$ROOT/scenarios/validate/resnet18-gpu.ini
-  (cd "$W" && run h-calib 90 240 "$BIN" calibrate gpu --quick \
+  (cd "$W" && run h-calib 60 230 "$BIN" calibrate gpu --quick \
     --network resnet18 --image 112 --batch 32,64 -o "$W/val.ini")
   [ -s "$W/val.ini" ] &&
     run h-validate 60 200 "$BIN" validate "$VSCN" \

@@ -128,10 +128,10 @@ typedef struct clayer {
   void *drop_res[MAXS];
   float *mean[MAXS], *ivar[MAXS]; /* batch norm's saved statistics */
   float *run_mean, *run_var;
-  float *onehot;             /* the loss's labels as rows of one-hot */
-  size_t rows, cols, outs;   /* 2-D views: fc rows x cols -> outs; others */
-  size_t poff, pend, nw, nb; /* parameter block; weights, bias floats */
-  double share;              /* batch norm: bwd_data's share of the call */
+  float *onehot;           /* the loss's labels as rows of one-hot */
+  size_t rows, cols, outs; /* 2-D views: fc rows x cols -> outs; others */
+  size_t poff, nw, nb;     /* parameter block; weights, bias floats */
+  double share;            /* batch norm: bwd_data's share of the call */
 } clayer;
 
 typedef struct xc xc;
@@ -458,9 +458,8 @@ static dnn_status parameters(xc *e, dnn_error *err) {
     X->poff = total;
     total += (X->nw + XC_ALIGN - 1) / XC_ALIGN * XC_ALIGN;
     total += (X->nb + XC_ALIGN - 1) / XC_ALIGN * XC_ALIGN;
-    X->pend = total;
     e->pl.poff[i] = X->poff;
-    e->pl.pend[i] = X->pend;
+    e->pl.pend[i] = total;
     e->params += X->l->params;
   }
   if (total > (size_t)INT32_MAX)

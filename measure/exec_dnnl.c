@@ -149,7 +149,7 @@ typedef struct xlayer {
   xbuf *w, *b, *gw, *gb;           /* weights (or scale) and bias (or shift)
                                       and their gradients, flat views */
   xbuf *ws, *mean, *var, *mask;    /* per slot */
-  size_t poff, pend;               /* floats of the flat buffers */
+  size_t poff;                     /* floats into the flat buffers */
   size_t in_rank, in_dims[DNN_SHAPE_MAX_RANK + 1];
   size_t out_rank, out_dims[DNN_SHAPE_MAX_RANK + 1];
 } xlayer;
@@ -1029,9 +1029,8 @@ static dnn_status parameters(xd *e, dnn_error *err) {
       total += align16(md_floats(w));
     if (b)
       total += align16(md_floats(b));
-    X->pend = total;
     e->pl.poff[i] = X->poff;
-    e->pl.pend[i] = X->pend;
+    e->pl.pend[i] = total;
     e->params += X->l->params;
   }
   e->nflat = total;

@@ -6,6 +6,7 @@
 #include <math.h>
 
 #include "dnnsim/measure.h"
+#include "dnnsim/scenario.h"
 
 static void add(dnn_net *net, dnn_layer_spec sp, const char *name,
                 const char *in) {
@@ -51,18 +52,13 @@ static dnn_net *small_cnn(void) {
 
 /* An LSTM straight on the input: x[T = 4][c = 6], 7 units. */
 static dnn_net *small_lstm(void) {
+  static const char ini[] = "[network]\nname = tiny-lstm\n"
+                            "[layer.data]\ntype = input\nshape = 4, 6\n"
+                            "[layer.lstm]\ntype = lstm\nhidden = 7\n"
+                            "return_sequences = true\n";
   dnn_net *net = NULL;
   dnn_error e;
-  assert_ok(dnn_net_alloc("tiny-lstm", &net, &e), &e);
-  dnn_layer_spec sp = dnn_layer_default_spec(DNN_LAYER_INPUT);
-  sp.input_shape.rank = 2;
-  sp.input_shape.dim[0] = 4;
-  sp.input_shape.dim[1] = 6;
-  add(net, sp, "data", NULL);
-  sp = dnn_layer_default_spec(DNN_LAYER_LSTM);
-  sp.p.lstm.hidden = 7;
-  sp.p.lstm.return_sequences = true;
-  add(net, sp, "lstm", "data");
+  assert_ok(dnn_scn_load_net_string(ini, "tiny-lstm.ini", 0, &net, &e), &e);
   return net;
 }
 

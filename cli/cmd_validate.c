@@ -256,6 +256,14 @@ static void pct(char *buf, size_t n, double e) {
     snprintf(buf, n, "%+.1f%%", 100 * e);
 }
 
+/* One "label  measured  predicted  error" row of the mixed-run table. */
+static void cmp_row(const char *label, double measured, double predicted) {
+  char m[32], p[32], e[32];
+  pct(e, sizeof e, rel_err(predicted, measured));
+  printf("%-34s %11s %11s %8s\n", label, cli_fmt_time(measured, m, sizeof m),
+         cli_fmt_time(predicted, p, sizeof p), e);
+}
+
 /* "N MPI ranks, T oneDNN threads each" or "N MPI ranks on CUDA device 0
  * (cuDNN)". */
 static const char *ranks_text(size_t ranks, const dnn_meas_exec_params *ep,
@@ -664,24 +672,12 @@ static void mixed_table(const cli_world *w, const mixed_run *run) {
   mixed_cmp cm = mixed_compare(w, pred, ms, mx, r);
   printf("\n%-34s %11s %11s %8s\n", "mixed run", "measured", "predicted",
          "error");
-  pct(d, sizeof d, rel_err(cm.pred_mean_s, cm.meas_mean_s));
-  printf("%-34s %11s %11s %8s\n", "mean step (E[T] = sum p T)",
-         cli_fmt_time(cm.meas_mean_s, a, sizeof a),
-         cli_fmt_time(cm.pred_mean_s, b, sizeof b), d);
-  pct(d, sizeof d, rel_err(cm.pred_drawn_s, cm.meas_mean_s));
-  printf("%-34s %11s %11s %8s\n", "mean step (the drawn sizes)",
-         cli_fmt_time(cm.meas_mean_s, a, sizeof a),
-         cli_fmt_time(cm.pred_drawn_s, b, sizeof b), d);
+  cmp_row("mean step (E[T] = sum p T)", cm.meas_mean_s, cm.pred_mean_s);
+  cmp_row("mean step (the drawn sizes)", cm.meas_mean_s, cm.pred_drawn_s);
   char lbl[64];
   snprintf(lbl, sizeof lbl, "epoch (%zu samples)", scn->training.dataset_size);
-  pct(d, sizeof d, rel_err(cm.pred_epoch_s, cm.meas_epoch_s));
-  printf("%-34s %11s %11s %8s\n", lbl,
-         cli_fmt_time(cm.meas_epoch_s, a, sizeof a),
-         cli_fmt_time(cm.pred_epoch_s, b, sizeof b), d);
-  pct(d, sizeof d, rel_err(cm.pred_drawn_epoch_s, cm.meas_epoch_s));
-  printf("%-34s %11s %11s %8s\n", "epoch (the drawn sizes)",
-         cli_fmt_time(cm.meas_epoch_s, a, sizeof a),
-         cli_fmt_time(cm.pred_drawn_epoch_s, b, sizeof b), d);
+  cmp_row(lbl, cm.meas_epoch_s, cm.pred_epoch_s);
+  cmp_row("epoch (the drawn sizes)", cm.meas_epoch_s, cm.pred_drawn_epoch_s);
   printf("  measured: %zu steps, %.0f unique samples in %s (%.1f per step; "
          "predicted %.2f); step median %s, min %s, max %s\n",
          r->steps, r->samples, cli_fmt_time(r->total_s, a, sizeof a),
